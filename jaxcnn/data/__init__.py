@@ -1,0 +1,1 @@
+"""Input pipelines (TFDS + tf.data) and offline dataset preparation."""
