@@ -30,9 +30,7 @@ class Checkpointer:
         step = self.latest_step()
         if step is None:
             return state
-        abstract = jax.tree.map(
-            lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state
-        )
+        abstract = jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=x.sharding), state)
         return self.manager.restore(step, args=ocp.args.StandardRestore(abstract))
 
     def maybe_save(self, step: int, state, *, force: bool = False) -> bool:
@@ -46,3 +44,12 @@ class Checkpointer:
     def close(self) -> None:
         self.manager.wait_until_finished()
         self.manager.close()
+
+
+def load_latest(workdir: str) -> dict:
+    """The latest checkpoint of a run as a plain pytree of arrays ({"params": ..., "step": ...})."""
+    manager = ocp.CheckpointManager(os.path.join(os.path.abspath(workdir), "checkpoints"))
+    step = manager.latest_step()
+    if step is None:
+        raise FileNotFoundError(f"no checkpoint in {workdir}/checkpoints")
+    return manager.restore(step, args=ocp.args.StandardRestore())

@@ -40,6 +40,8 @@ def create_schedule(config, steps_per_epoch: int, num_train_steps: int) -> optax
 def create_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransformation:
     """SGD with momentum and L2 weight decay added to the gradient (the papers' formulation).
 
+    With config.optimizer.grad_clip_norm > 0 the gradient is first clipped to that global norm.
+
     Weight decay applies to kernels only (parameters with ndim > 1) unless
     config.optimizer.decay_all is set: biases, BatchNorm scales and LeNet's subsampling
     coefficients are not decayed.
@@ -48,7 +50,9 @@ def create_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransfor
     if opt.name != "sgd":
         raise ValueError(f"unknown optimizer {opt.name!r}; known: {OPTIMIZERS}")
     mask = None if opt.decay_all else (lambda params: jax.tree.map(lambda p: p.ndim > 1, params))
+    clip = [optax.clip_by_global_norm(opt.grad_clip_norm)] if opt.grad_clip_norm else []
     return optax.chain(
+        *clip,
         optax.add_decayed_weights(opt.weight_decay, mask=mask),
         optax.sgd(schedule, momentum=opt.momentum or None, nesterov=opt.nesterov),
     )

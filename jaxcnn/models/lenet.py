@@ -162,8 +162,9 @@ class LeNet5(nn.Module):
             return x
         if self.num_classes != 10:
             raise ValueError(f"lenet5's RBF output has 10 digit centres; got num_classes={self.num_classes}")
-        centres = jnp.asarray(rbf_prototypes(), self.dtype)
-        return -jnp.sum(jnp.square(x[:, None, :] - centres[None]), axis=-1)
+        # In float32 whatever the compute dtype: bfloat16 cannot resolve distances near 84.
+        x = x.astype(jnp.float32)
+        return -jnp.sum(jnp.square(x[:, None, :] - rbf_prototypes()[None]), axis=-1)
 
 
 class ConvPoolNet(nn.Module):

@@ -1,0 +1,29 @@
+"""The small modern ConvNet on MNIST: 5x5 conv 32, pool, 5x5 conv 64, pool, dropout, fc 1000, fc 10.
+
+About 99% test accuracy in a few epochs (../shared/PAPERS.md); this recipe targets <= 0.9% error.
+
+Launch:
+    python -m jaxcnn.main --config=configs/mnist_convnet.py --workdir=runs/mnist_convnet
+"""
+
+from jaxcnn.config_lib import apply_variant, base_config
+
+
+def get_config(arg=None):
+    config = base_config()
+    config.model.name = "mnist_convnet"
+    config.dataset.name = "mnist"
+    config.input.image_size = 28
+    config.input.normalize = "standardize"  # MNIST mean 0.1307, std 0.3081
+
+    config.batch_size = 64
+    config.num_epochs = 6
+    config.optimizer.base_learning_rate = 0.02
+    config.optimizer.reference_batch_size = 64  # lr = 0.02 * batch_size / 64
+    config.optimizer.weight_decay = 5e-4
+
+    steps_per_epoch = 60_000 // config.batch_size
+    config.log_every_steps = 100
+    config.eval_every_steps = steps_per_epoch
+    config.checkpoint_every_steps = steps_per_epoch
+    return apply_variant(config, arg)

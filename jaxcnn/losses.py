@@ -1,0 +1,28 @@
+"""Training criteria, chosen by config.loss.name."""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import optax
+
+LOSSES = ("softmax_cross_entropy", "lecun_map")
+
+
+def classification_loss(logits: jax.Array, labels: jax.Array, loss_config) -> jax.Array:
+    """Per-example loss.
+
+    softmax_cross_entropy: -log softmax(logits)[label].
+    lecun_map: the MAP criterion of LeCun et al. 1998 (Sec. II-C, eq. 9) for RBF outputs, whose
+      logits are minus the squared distances y_i: E = y_label + log(exp(-j) + sum_i exp(-y_i)).
+      The constant "rubbish class" term exp(-j) keeps pulling the output towards its centre after
+      the example is classified right, which plain cross-entropy stops doing.
+    """
+    logits = logits.astype(jnp.float32)
+    if loss_config.name == "softmax_cross_entropy":
+        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    if loss_config.name == "lecun_map":
+        rubbish = jnp.full(logits.shape[:-1] + (1,), -loss_config.map_j, logits.dtype)
+        total = jax.nn.logsumexp(jnp.concatenate([logits, rubbish], axis=-1), axis=-1)
+        return total - jnp.take_along_axis(logits, labels[..., None], axis=-1)[..., 0]
+    raise ValueError(f"unknown loss {loss_config.name!r}; known: {LOSSES}")

@@ -1,0 +1,37 @@
+"""Test environment: two fake CPU devices (so every test exercises sharding), quiet TensorFlow."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="session")
+def mnist_split():
+    """Opens the real MNIST test split (prepared by `make data`); fails, never skips, without it."""
+    from jaxcnn.data import input as input_lib
+
+    return input_lib.open_split("mnist", "test")
+
+
+def run_cli(*args, devices=1, timeout=600, check=True):
+    """Runs `python -m jaxcnn.main ARGS` in a fresh process with `devices` CPU devices."""
+    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.main", *args],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    if check and proc.returncode != 0:
+        raise AssertionError(f"jaxcnn.main {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+    return proc
