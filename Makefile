@@ -2,6 +2,7 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
+PYSRC  := jaxcnn configs tests scripts
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-8)
 
 .PHONY: install data train test test-slow lint lock clean
@@ -22,7 +23,8 @@ train: data
 	$(BIN)/python -m jaxcnn.main --config=configs/lenet5_mnist.py --workdir=runs/lenet5_mnist
 
 test: data
-	$(BIN)/ruff check jaxcnn configs tests benchmarks
+	$(BIN)/ruff check $(PYSRC)
+	$(BIN)/ruff format --check $(PYSRC)
 	$(BIN)/python -m pytest
 
 test-slow: data

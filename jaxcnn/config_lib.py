@@ -37,6 +37,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss = ml_collections.ConfigDict()
     c.loss.name = "softmax_cross_entropy"  # or "lecun_map" (LeNet-5's RBF criterion, eq. 9)
     c.loss.map_j = 0.0  # lecun_map's constant j: the rubbish class scores exp(-j)
+    c.loss.aux_weight = 0.3  # auxiliary classifiers' loss weight (GoogLeNet Sec. 5)
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"

@@ -22,6 +22,9 @@ class ModelInfo:
       paper: the reference, "Authors Year, Title".
       notes: what a reader should know (deviations, fixed parts, choices).
       reported: the paper's reported errors, e.g. {"mnist/test_error": 0.95} (percent).
+      gmacs: multiply-adds (conv + dense, one image at input_size) in billions, the reference
+        figure (torchvision's or the paper's) that `summary` must reproduce; None if unknown.
+      small_input_size: a small spatial size the architecture accepts, for fast tests.
     """
 
     name: str
@@ -31,6 +34,8 @@ class ModelInfo:
     paper: str
     notes: str = ""
     reported: dict[str, float] = dataclasses.field(default_factory=dict)
+    gmacs: float | None = None
+    small_input_size: int = 32
 
 
 _MODELS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], ModelInfo]] = {}

@@ -67,10 +67,16 @@ def train_step(model, tx, seed: int, loss_config, state: TrainState, batch) -> t
 
     def loss_fn(params):
         variables = {**variables_of(state), "params": params}
-        logits, updates = model.apply(
+        outputs, updates = model.apply(
             variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
         )
+        # Models with auxiliary heads (GoogLeNet, Inception v3) return (logits, aux_logits) in
+        # training; the auxiliary losses are added with weight loss_config.aux_weight.
+        logits, aux = outputs if isinstance(outputs, tuple) else (outputs, ())
         loss = losses.classification_loss(logits, batch["label"], loss_config).mean()
+        for aux_logits in aux:
+            aux_loss = losses.classification_loss(aux_logits, batch["label"], loss_config).mean()
+            loss = loss + loss_config.aux_weight * aux_loss
         return loss, (logits, updates)
 
     (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
