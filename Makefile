@@ -2,7 +2,7 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-PYSRC  := jaxcnn configs tests scripts
+PYSRC  := jaxcnn configs tests scripts experiments
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-8)
 
 .PHONY: install data train test test-slow lint lock clean

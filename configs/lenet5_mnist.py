@@ -5,7 +5,8 @@ Launch:
     python -m jaxcnn.main --config=configs/lenet5_mnist.py:smoke --workdir=/tmp/smoke
 
 The paper trains with stochastic diagonal Levenberg-Marquardt for 20 passes; jaxcnn uses the
-project's SGD with momentum 0.9 and a cosine schedule over the same 20 passes.
+project's SGD with momentum 0.9, gradient clipping and a cosine schedule over the same 20 passes,
+with the paper's MAP loss (experiments/lenet5_mnist.md has the measurements).
 """
 
 from jaxcnn.config_lib import apply_variant, base_config
@@ -18,10 +19,18 @@ def get_config(arg=None):
     config.input.image_size = 32  # the 28x28 digits padded into LeNet's 32x32 field
     config.input.normalize = "lecun"  # background -0.1, ink 1.175
 
+    # The paper's MAP criterion for the RBF outputs (eq. 9); see experiments/lenet5_mnist.md for
+    # the ablation against plain cross-entropy (0.98% vs 1.15% test error).
+    config.loss.name = "lecun_map"
+    config.loss.map_j = 10.0
+
     config.batch_size = 32
     config.num_epochs = 20  # the paper's 20 passes
     config.optimizer.base_learning_rate = 0.01
     config.optimizer.reference_batch_size = 32  # lr = 0.01 * batch_size / 32
+    # The paper's SDLM scales each weight's step by its curvature; plain SGD needs the early,
+    # large F6/C5 gradients clipped instead (without it lr 0.01 diverges in the first epoch).
+    config.optimizer.grad_clip_norm = 1.0
 
     steps_per_epoch = 60_000 // config.batch_size
     config.log_every_steps = 250
