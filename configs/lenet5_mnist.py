@@ -5,7 +5,7 @@ Launch:
     python -m jaxcnn.main --config=configs/lenet5_mnist.py:smoke --workdir=/tmp/smoke
 
 The paper trains with stochastic diagonal Levenberg-Marquardt for 20 passes; jaxcnn uses the
-project's SGD with momentum 0.9, gradient clipping and a cosine schedule over the same 20 passes,
+project's SGD with momentum 0.9, gradient clipping and a cosine schedule over 30 passes,
 with the paper's MAP loss (experiments/lenet5_mnist.md has the measurements).
 """
 
@@ -25,7 +25,8 @@ def get_config(arg=None):
     config.loss.map_j = 10.0
 
     config.batch_size = 32
-    config.num_epochs = 20  # the paper's 20 passes
+    # The paper's SDLM converges in 20 passes; plain SGD gains a little from 10 more (0.98% -> 0.96%).
+    config.num_epochs = 30
     config.optimizer.base_learning_rate = 0.01
     config.optimizer.reference_batch_size = 32  # lr = 0.01 * batch_size / 32
     # The paper's SDLM scales each weight's step by its curvature; plain SGD needs the early,

@@ -63,3 +63,42 @@ class DropPath(nn.Module):
         keep = 1.0 - self.rate
         mask = jax.random.bernoulli(self.make_rng("dropout"), keep, (x.shape[0],) + (1,) * (x.ndim - 1))
         return jnp.where(mask, x / keep, 0.0).astype(x.dtype)
+
+
+class MaxPool(nn.Module):
+    """Max-pooling as a named module, so per-layer summaries list it as the papers' tables do."""
+
+    window: int = 3
+    stride: int = 2
+    padding: str | tuple = "VALID"
+
+    @nn.compact
+    def __call__(self, x):
+        padding = self.padding if isinstance(self.padding, str) else tuple(self.padding)
+        return nn.max_pool(x, (self.window,) * 2, strides=(self.stride,) * 2, padding=padding)
+
+
+def adaptive_avg_pool(x: jax.Array, output_size: tuple[int, int]) -> jax.Array:
+    """torchvision's AdaptiveAvgPool2d on NHWC maps: pools (N, H, W, C) to (N, h, w, C).
+
+    Output row i averages input rows floor(i H / h) to ceil((i + 1) H / h) - 1, likewise columns.
+    Windows overlap or repeat when the map is smaller than `output_size` (a 1x1 map becomes h x w
+    copies), so classifiers sized for 224x224 inputs also accept small ones. Built from slices and
+    means (no matrix products), so it adds no multiply-adds to a model's count.
+    """
+
+    def pool(x, axis, out):
+        size = x.shape[axis]
+        if size == out:
+            return x
+        cells = [
+            jnp.mean(
+                jax.lax.slice_in_dim(x, i * size // out, -(-(i + 1) * size // out), axis=axis),
+                axis,
+                keepdims=True,
+            )
+            for i in range(out)
+        ]
+        return jnp.concatenate(cells, axis=axis)
+
+    return pool(pool(x, 1, output_size[0]), 2, output_size[1])

@@ -44,28 +44,38 @@ def test_parameter_count_is_the_registered_fact(name):
     assert sum(p.size for p in jax.tree.leaves(shapes["params"])) == info.num_params
 
 
-@pytest.mark.parametrize("name", jaxcnn.list_models())
+def _forward_cases():
+    # Big nets (VGG's 102M-weight fc6, ResNet-200, DenseNet-161 ...) spend most of a forward test
+    # compiling and creating parameters; they run with `make test-slow`.
+    for name in jaxcnn.list_models():
+        slow = jaxcnn.model_info(name).num_params > 15_000_000 or name.startswith("densenet")
+        yield pytest.param(name, marks=pytest.mark.slow) if slow else name
+
+
+@pytest.mark.parametrize("name", list(_forward_cases()))
 def test_forward_in_train_and_eval_mode_and_bfloat16(name):
     info = jaxcnn.model_info(name)
     size = min(info.small_input_size, info.input_size[0])
     x = jax.random.normal(jax.random.PRNGKey(0), (2, size, size, info.input_size[-1]))
     model = jaxcnn.create_model(name)
-    variables = model.init(jax.random.PRNGKey(1), x, train=False)
+    variables = jax.jit(lambda x: model.init(jax.random.PRNGKey(1), x, train=False))(x)
 
-    eval_out = model.apply(variables, x, train=False)
-    train_out, _ = model.apply(
-        variables, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)}, mutable=["batch_stats"]
-    )
+    eval_out = jax.jit(lambda v, x: model.apply(v, x, train=False))(variables, x)
+    train_out, _ = jax.jit(
+        lambda v, x: model.apply(
+            v, x, train=True, rngs={"dropout": jax.random.PRNGKey(2)}, mutable=["batch_stats"]
+        )
+    )(variables, x)
     train_logits = train_out[0] if isinstance(train_out, tuple) else train_out
     for out in (eval_out, train_logits):
         assert out.shape[0] == 2 and out.shape[-1] == info.num_classes
         assert np.all(np.isfinite(out))
 
-    features = model.apply(variables, x, train=False, features_only=True)
+    features = jax.jit(lambda v, x: model.apply(v, x, features_only=True))(variables, x)
     assert features.shape[0] == 2 and np.all(np.isfinite(features))
 
     bf16 = jaxcnn.create_model(name, dtype=jnp.bfloat16)
-    out16 = bf16.apply(variables, x, train=False)
+    out16 = jax.jit(lambda v, x: bf16.apply(v, x, train=False))(variables, x)
     assert out16.dtype in (jnp.bfloat16, jnp.float32)  # logits may be kept in float32
     assert all(p.dtype == jnp.float32 for p in jax.tree.leaves(variables["params"]))
     assert np.all(np.isfinite(np.asarray(out16, np.float32)))

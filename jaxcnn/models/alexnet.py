@@ -1,1 +1,168 @@
-"""(being written)"""
+"""AlexNet (the two-tower 2012 network and torchvision's single-column version) and ZFNet.
+
+Krizhevsky, Sutskever, Hinton 2012, "ImageNet Classification with Deep Convolutional Neural
+Networks", NIPS: Sec. 3 and Fig. 2 (architecture), Sec. 4.2 (dropout), Sec. 5 (initialisation).
+Krizhevsky 2014, "One weird trick for parallelizing convolutional neural networks", arXiv:1404.5997
+(the single-column net torchvision builds). Zeiler, Fergus 2014, "Visualizing and Understanding
+Convolutional Networks", ECCV: Sec. 3 and Fig. 3 (architecture), Sec. 5 (the "1 convnet" model).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxcnn.layers import LocalResponseNorm, MaxPool, adaptive_avg_pool
+from jaxcnn.registry import register_model
+
+KRIZHEVSKY_2012 = (
+    "Krizhevsky, Sutskever, Hinton 2012, ImageNet Classification with Deep Convolutional Neural Networks"
+)
+KRIZHEVSKY_2014 = "Krizhevsky 2014, One weird trick for parallelizing convolutional neural networks"
+ZEILER_2014 = "Zeiler, Fergus 2014, Visualizing and Understanding Convolutional Networks"
+
+# Layer tables. (features, kernel, stride, padding, groups) is a convolution followed by ReLU
+# (conv1, conv2, ...); "lrn" a local response normalisation (lrn1, ...); "pool" a 3x3/2 max-pool.
+# Sec. 3.5 / Fig. 2: conv2, conv4 and conv5 see only the maps of their own GPU (2 groups), conv3
+# sees both; LRN follows the ReLU of conv1 and conv2 (Sec. 3.3); overlapping pools follow both LRNs
+# and conv5 (Sec. 3.4). The table is per network, split across GPUs: 96 = 2 x 48 and so on.
+ALEXNET_2012 = (
+    (96, 11, 4, 0, 1), "lrn", "pool",
+    (256, 5, 1, 2, 2), "lrn", "pool",
+    (384, 3, 1, 1, 1),
+    (384, 3, 1, 1, 2),
+    (256, 3, 1, 1, 2), "pool",
+)  # fmt: skip
+# One weird trick, Sec. 5 (as torchvision builds it): one column, 64-192-384-256-256, no LRN.
+ALEXNET_2014 = (
+    (64, 11, 4, 2, 1), "pool",
+    (192, 5, 1, 2, 1), "pool",
+    (384, 3, 1, 1, 1),
+    (256, 3, 1, 1, 1),
+    (256, 3, 1, 1, 1), "pool",
+)  # fmt: skip
+# Fig. 3: conv, ReLU, pool, then contrast normalisation across maps. Paddings (the paper does not
+# print them) chosen for its map sizes: conv1 pad 1 (224 -> 110), conv2 unpadded (55 -> 26),
+# pools in ceil mode (110 -> 55, 26 -> 13, 13 -> 6), conv3-5 pad 1 (13 -> 13).
+ZFNET = (
+    (96, 7, 2, 1, 1), "pool", "lrn",
+    (256, 5, 2, 0, 1), "pool", "lrn",
+    (384, 3, 1, 1, 1),
+    (384, 3, 1, 1, 1),
+    (256, 3, 1, 1, 1), "pool",
+)  # fmt: skip
+
+
+class AlexNet(nn.Module):
+    """Convolutions, LRN and overlapping max-pools, then fc6 and fc7 (ReLU, dropout) and fc8.
+
+    Attributes:
+      layers: the feature extractor, a layer table as ALEXNET_2012 above.
+      ceil_pool: pool in ceil mode (the last window may hang over the bottom/right edge, as in Caffe);
+        floor mode (unpadded windows only) otherwise.
+      adaptive_pool: average-pool the last map to this (h, w) before fc6, as torchvision does, so
+        inputs smaller than the paper's also work; None feeds the map to fc6 as it is.
+      hidden: widths of fc6 and fc7.
+      dropout_rate: dropout probability; 0 disables it.
+      dropout_on: "outputs" drops the outputs of fc6 and fc7 (Sec. 4.2: "the first two
+        fully-connected layers"); "inputs" drops the inputs of fc6 and fc7 (torchvision).
+      weight_std: initial weights are N(0, weight_std^2) (Sec. 5: 0.01).
+      one_bias: layers whose biases start at 1 (Sec. 5: conv2, conv4, conv5 and the hidden fc
+        layers, to give the ReLUs positive inputs early on); all other biases start at 0.
+    """
+
+    layers: tuple[Any, ...] = ALEXNET_2012
+    ceil_pool: bool = False
+    adaptive_pool: tuple[int, int] | None = None
+    hidden: tuple[int, ...] = (4096, 4096)
+    dropout_rate: float = 0.5
+    dropout_on: str = "outputs"
+    weight_std: float = 0.01
+    one_bias: tuple[str, ...] = ("conv2", "conv4", "conv5", "fc6", "fc7")
+    num_classes: int = 1000
+    dtype: Any = jnp.float32
+
+    def _init(self, name):
+        bias = nn.initializers.ones if name in self.one_bias else nn.initializers.zeros
+        return dict(kernel_init=nn.initializers.normal(self.weight_std), bias_init=bias, name=name)
+
+    def _pool(self, x, name):
+        # Overlapping pooling, 3x3 windows at stride 2 (Sec. 3.4).
+        pads = ((0, 0), (0, 0))
+        if self.ceil_pool:
+            pads = tuple((0, -(-(n - 3) // 2) * 2 + 3 - n) for n in x.shape[1:3])
+        return MaxPool(3, 2, pads, name=name)(x)
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, features_only: bool = False):
+        if self.dropout_on not in ("outputs", "inputs"):
+            raise ValueError(f"dropout_on must be 'outputs' or 'inputs', got {self.dropout_on!r}")
+        conv = functools.partial(nn.Conv, dtype=self.dtype)
+        dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
+        x = x.astype(self.dtype)
+        n_conv = n_lrn = 0
+        for layer in self.layers:
+            if layer == "pool":
+                x = self._pool(x, f"pool{n_conv}")  # pool1, pool2, pool5 as in the paper
+            elif layer == "lrn":
+                n_lrn += 1
+                x = LocalResponseNorm(name=f"lrn{n_lrn}")(x)
+            else:
+                features, kernel, stride, pad, groups = layer
+                n_conv += 1
+                x = conv(
+                    features, (kernel, kernel), (stride, stride), [(pad, pad)] * 2,
+                    feature_group_count=groups, **self._init(f"conv{n_conv}"),
+                )(x)  # fmt: skip
+                x = nn.relu(x)
+        if self.adaptive_pool is not None:
+            x = adaptive_avg_pool(x, self.adaptive_pool)
+        x = x.reshape(x.shape[0], -1)
+        for i, width in enumerate(self.hidden):
+            x = dropout(x) if self.dropout_on == "inputs" else x
+            x = nn.relu(nn.Dense(width, dtype=self.dtype, **self._init(f"fc{n_conv + 1 + i}"))(x))
+            x = dropout(x) if self.dropout_on == "outputs" and i < len(self.hidden) - 1 else x
+        if features_only:
+            return x
+        x = dropout(x) if self.dropout_on == "outputs" else x  # the output of the last hidden layer
+        return nn.Dense(
+            self.num_classes, dtype=self.dtype, **self._init(f"fc{n_conv + 1 + len(self.hidden)}")
+        )(x)
+
+
+register_model(
+    "alexnet", AlexNet,
+    dict(layers=ALEXNET_2014, adaptive_pool=(6, 6), dropout_on="inputs"),
+    num_params=61_100_840, input_size=(224, 224, 3), num_classes=1000, paper=KRIZHEVSKY_2014,
+    notes="torchvision's single-column AlexNet: conv 64@11x11/4 pad 2, 192@5x5, 384, 256, 256@3x3, "
+    "no LRN, max-pool 3x3/2, adaptive avg-pool to 6x6, dropout 0.5 on the inputs of fc6/fc7. "
+    "Initialised as the 2012 paper (N(0, 0.01), biases 1 in conv2/4/5, fc6/7); the 2014 note gives "
+    "no init. No error reported for this exact net; torchvision's weights: 56.52 / 79.07 acc@1/5.",
+    gmacs=0.714, small_input_size=63,
+)  # fmt: skip
+register_model(
+    "alexnet_2012", AlexNet, dict(layers=ALEXNET_2012),
+    num_params=60_965_224, input_size=(227, 227, 3), num_classes=1000, paper=KRIZHEVSKY_2012,
+    notes="the two-GPU network as one graph: conv2/4/5 grouped (feature_group_count=2), conv3 and "
+    "the fc layers across both towers; LRN k=2 n=5 alpha=1e-4 beta=0.75 after ReLU of conv1/2; "
+    "max-pool 3x3/2 after lrn1, lrn2, conv5. 227x227 input (the paper's 224 does not give 55x55). "
+    "Dropout on the outputs of fc6 and fc7 (Sec. 4.2). Errors: ILSVRC-2012 val, 1 CNN, 10 patches. "
+    "Below 227 fc6 sees a smaller map (no adaptive pool, as the paper), so its shape changes.",
+    reported={"imagenet/top1_error_10crop": 40.7, "imagenet/top5_error_10crop": 18.2},
+    gmacs=0.724, small_input_size=67,
+)  # fmt: skip
+register_model(
+    "zfnet", AlexNet, dict(layers=ZFNET, ceil_pool=True, one_bias=()),
+    num_params=62_357_608, input_size=(224, 224, 3), num_classes=1000, paper=ZEILER_2014,
+    notes="Table 2 '1 convnet' (Fig. 3): conv1 96@7x7/2 pad 1 (110x110), pool 3x3/2 ceil (55), LRN, "
+    "conv2 256@5x5/2 pad 0 (26), pool ceil (13), LRN, conv3/4/5 384/384/256@3x3 pad 1, pool (6x6x256), "
+    "fc 4096-4096-1000, dropout 0.5 on fc6/fc7 outputs; ungrouped. Paddings and LRN constants "
+    "(AlexNet's) are not in the paper. Init N(0, 0.01), biases 0 (Sec. 3); the RMS-0.1 filter "
+    "renormalisation of Sec. 3 is a training-time rule, not built in. Params: conv 3,726,464 + fc "
+    "58,631,144; MACs: conv 1,109,410,944 + fc 58,621,952 = 1.168 G. Errors averaged over 10 crops.",
+    reported={"imagenet/top1_error_10crop": 38.4, "imagenet/top5_error_10crop": 16.5},
+    gmacs=1.168, small_input_size=63,
+)  # fmt: skip

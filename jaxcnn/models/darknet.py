@@ -1,1 +1,161 @@
-"""(being written)"""
+"""Darknet-19 (YOLO9000) and Darknet-53 (YOLOv3) ImageNet classifiers.
+
+Redmon & Farhadi 2017, "YOLO9000: Better, Faster, Stronger", CVPR, Sec. 3 "Faster" (Darknet-19,
+Table 6); Redmon & Farhadi 2018, "YOLOv3: An Incremental Improvement", arXiv:1804.02767, Sec. 2.4
+(Darknet-53, Table 1; comparison at 256x256, Table 2).
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxcnn.layers import BatchNorm
+from jaxcnn.registry import register_model
+
+REDMON_2017 = "Redmon & Farhadi 2017, YOLO9000: Better, Faster, Stronger"
+REDMON_2018 = "Redmon & Farhadi 2018, YOLOv3: An Incremental Improvement"
+
+# Table 6 of YOLO9000 before the classifier: (filters, kernel size) for a conv, "M" for a 2x2/2
+# max-pool. 1x1 convolutions halve the channels between the 3x3 ones (Sec. 3, "Darknet-19").
+DARKNET19_BODY = (
+    (32, 3), "M", (64, 3), "M", (128, 3), (64, 1), (128, 3), "M", (256, 3), (128, 1), (256, 3), "M",
+    (512, 3), (256, 1), (512, 3), (256, 1), (512, 3), "M",
+    (1024, 3), (512, 1), (1024, 3), (512, 1), (1024, 3),
+)  # fmt: skip
+
+# darknet's own initialisation (the papers give none): uniform in +-sqrt(2 / fan_in).
+DARKNET_INIT = nn.initializers.variance_scaling(2.0 / 3.0, "fan_in", "uniform")
+
+
+def _parts(dtype, train):
+    conv = functools.partial(nn.Conv, use_bias=False, dtype=dtype, kernel_init=DARKNET_INIT)
+    norm = functools.partial(BatchNorm, use_running_average=not train, dtype=dtype)
+    act = functools.partial(nn.leaky_relu, negative_slope=0.1)
+    return conv, norm, act
+
+
+def _classify(x, num_classes, dtype, name):
+    # 1x1 conv with bias to the classes, then the global average pool.
+    x = nn.Conv(num_classes, (1, 1), dtype=dtype, kernel_init=DARKNET_INIT, name=name)(x)
+    return jnp.mean(x, axis=(1, 2))
+
+
+class ConvUnit(nn.Module):
+    """Conv (padding k // 2, as darknet's pad=1) - BN - leaky ReLU, darknet's convolutional layer."""
+
+    features: int
+    kernel: int
+    stride: int
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., nn.Module]
+    act: Callable[[Any], Any]
+
+    @nn.compact
+    def __call__(self, x):
+        pad = ((self.kernel // 2,) * 2,) * 2
+        x = self.conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, pad, name="conv")(x)
+        return self.act(self.norm(name="bn")(x))
+
+
+class Darknet19(nn.Module):
+    """Darknet-19 (Table 6): 18 conv-BN-leaky layers with 5 max-pools, a 1x1 conv to the classes,
+    global average pool. `features_only` returns the pooled 1024 maps (the classifier is linear,
+    so pooling first and then applying it gives the same logits).
+
+    Attributes:
+      body: the layers before the classifier, (filters, kernel) or "M" (2x2/2 max-pool).
+    """
+
+    body: tuple[Any, ...] = DARKNET19_BODY
+    num_classes: int = 1000
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, features_only: bool = False):
+        conv, norm, act = _parts(self.dtype, train)
+        x = x.astype(self.dtype)
+        index = 0
+        for layer in self.body:
+            if layer == "M":
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                continue
+            index += 1
+            features, kernel = layer
+            x = ConvUnit(features, kernel, 1, conv, norm, act, name=f"conv{index}")(x)
+        if features_only:
+            return jnp.mean(x, axis=(1, 2))
+        # The 19th conv: 1x1 to the classes, linear with a bias and no BN, then the global pool.
+        return _classify(x, self.num_classes, self.dtype, f"conv{index + 1}")
+
+
+class Residual(nn.Module):
+    """Darknet-53 residual unit (YOLOv3 Table 1): 1x1 conv to half the channels, 3x3 conv back, add."""
+
+    conv: Callable[..., nn.Module]
+    norm: Callable[..., nn.Module]
+    act: Callable[[Any], Any]
+
+    @nn.compact
+    def __call__(self, x):
+        channels = x.shape[-1]
+        y = ConvUnit(channels // 2, 1, 1, self.conv, self.norm, self.act, name="conv1")(x)
+        y = ConvUnit(channels, 3, 1, self.conv, self.norm, self.act, name="conv2")(y)
+        return x + y
+
+
+class Darknet53(nn.Module):
+    """Darknet-53 (YOLOv3 Table 1): a 3x3 conv, then per stage a 3x3/2 conv and residual units;
+    fc (as a 1x1 conv) and global average pool. `features_only` returns the pooled 1024 maps.
+
+    Attributes:
+      stem_features: filters of the first 3x3 conv.
+      stage_blocks: residual units per stage; each stage doubles the channels and halves the size.
+    """
+
+    stem_features: int = 32
+    stage_blocks: tuple[int, ...] = (1, 2, 8, 8, 4)
+    num_classes: int = 1000
+    dtype: Any = jnp.float32
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, features_only: bool = False):
+        conv, norm, act = _parts(self.dtype, train)
+        x = x.astype(self.dtype)
+        features = self.stem_features
+        x = ConvUnit(features, 3, 1, conv, norm, act, name="conv1")(x)
+        for s, blocks in enumerate(self.stage_blocks, start=1):
+            features *= 2
+            x = ConvUnit(features, 3, 2, conv, norm, act, name=f"down{s}")(x)
+            for b in range(1, blocks + 1):
+                x = Residual(conv, norm, act, name=f"stage{s}_block{b}")(x)
+        if features_only:
+            return jnp.mean(x, axis=(1, 2))
+        # Table 1's "Avgpool, Connected 1000" as darknet runs it: the 1x1 conv (= the fc, with its
+        # bias) before the pool. Linear, so the logits are the same; the paper's 18.7 Bn FLOPs
+        # (2 x 9.350 G multiply-adds) count the classifier at 8x8.
+        return _classify(x, self.num_classes, self.dtype, "fc")
+
+
+register_model(
+    "darknet19", Darknet19, dict(body=DARKNET19_BODY),
+    num_params=20_842_376, input_size=(224, 224, 3), num_classes=1000, paper=REDMON_2017,
+    notes="Table 6: 18 conv-BN-leaky(0.1) layers (no bias) + 5 max-pools, conv19 1x1 to 1000 classes "
+    "with bias and no BN, global average pool. Params (computed): 19,802,976 conv weights + 14,400 BN "
+    "gamma/beta + 1,025,000 in conv19 = 20,842,376. 2.791 G multiply-adds at 224 = the paper's "
+    "5.58 G FLOPs (darknet counts 2 FLOPs per multiply-add)",
+    gmacs=2.79, small_input_size=32,
+)  # fmt: skip
+register_model(
+    "darknet53", Darknet53, dict(stem_features=32, stage_blocks=(1, 2, 8, 8, 4)),
+    num_params=41_609_928, input_size=(256, 256, 3), num_classes=1000, paper=REDMON_2018,
+    notes="Table 1: conv-BN-leaky(0.1) layers without bias, residual units 1, 2, 8, 8, 4, fc 1000 "
+    "with bias run as a 1x1 conv before the global average pool (as darknet). Params 41,609,928 "
+    "(computed: 40,549,216 conv weights + 35,712 BN gamma/beta + 1,025,000 fc); 9.350 G "
+    "multiply-adds at 256 = the paper's 18.7 Bn FLOPs (Table 2); input 256 as the paper's comparison",
+    gmacs=9.35, small_input_size=32,
+)  # fmt: skip

@@ -115,6 +115,12 @@ class PartialConv(nn.Module):
         )
         return y + bias.astype(self.dtype)
 
+    @nn.nowrap
+    def macs(self, input_shape, output_shape) -> int:
+        """Multiply-adds of one call: only the connected weights (Table I), per output position."""
+        del input_shape
+        return int(np.prod(output_shape[:-1])) * self.kernel_size**2 * sum(map(len, self.table))
+
 
 def _partial_init(table, k):
     # Each C3 unit's fan-in is k*k*len(table[j]); draw its weights in the matching range.

@@ -1,1 +1,160 @@
-"""(being written)"""
+"""VGG: configurations A to E of Simonyan & Zisserman, and torchvision's BatchNorm variants.
+
+Simonyan, Zisserman 2015, "Very Deep Convolutional Networks for Large-Scale Image Recognition",
+ICLR: Sec. 2.1 (architecture), Table 1 (configurations), Table 2 (parameters), Sec. 3.1 (training
+and initialisation), Table 3 (single-scale errors).
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import flax.linen as nn
+import jax.numpy as jnp
+
+from jaxcnn.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool
+from jaxcnn.registry import register_model
+
+SIMONYAN_2015 = "Simonyan, Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
+
+# Table 1. An int is a 3x3 convolution (stride 1, pad 1) with that many filters, then ReLU;
+# (filters, k) a k x k one (configuration C's 1x1 "conv1-256/512"); "LRN" a local response
+# normalisation (A-LRN, Krizhevsky's constants, Sec. 2.1); "M" a 2x2/2 max-pool.
+VGG_A = (64, "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+VGG_A_LRN = (64, "LRN", "M", 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+VGG_B = (64, 64, "M", 128, 128, "M", 256, 256, "M", 512, 512, "M", 512, 512, "M")
+VGG_C = (
+    64, 64, "M", 128, 128, "M", 256, 256, (256, 1), "M", 512, 512, (512, 1), "M", 512, 512, (512, 1), "M",
+)  # fmt: skip
+VGG_D = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, 512, "M")
+VGG_E = (
+    64, 64, "M", 128, 128, "M", 256, 256, 256, 256, "M", 512, 512, 512, 512, "M", 512, 512, 512, 512, "M",
+)  # fmt: skip
+
+
+class VGG(nn.Module):
+    """Blocks of stride-1 convolutions and 2x2 max-pools, then fc6 and fc7 (ReLU, dropout) and fc8.
+
+    Attributes:
+      config: the convolutional part, as the VGG_* tables above. Layers are named like the
+        paper's blocks: conv1_1, conv1_2, ..., conv5_3 (block = the pools passed + 1).
+      batch_norm: BatchNorm between each convolution and its ReLU (torchvision's vgg*_bn; the
+        convolutions keep their biases, as there).
+      weight_init: "glorot" (Sec. 3.1: Glorot & Bengio's initialisation trains all configurations from
+        scratch; biases 0) or "torchvision" (He normal fan_out convolutions, N(0, 0.01) fc layers,
+        biases 0).
+      adaptive_pool: average-pool the last map to this (h, w) before fc6, as torchvision, so
+        inputs other than 224x224 work (the identity at 224); None flattens the map as it is.
+      hidden: widths of fc6 and fc7.
+      dropout_rate: dropout on the outputs of fc6 and fc7 (Sec. 3.1); 0 disables it.
+    """
+
+    config: tuple[Any, ...] = VGG_D
+    batch_norm: bool = False
+    weight_init: str = "glorot"
+    adaptive_pool: tuple[int, int] | None = (7, 7)
+    hidden: tuple[int, ...] = (4096, 4096)
+    dropout_rate: float = 0.5
+    num_classes: int = 1000
+    dtype: Any = jnp.float32
+
+    def _inits(self):
+        if self.weight_init == "glorot":
+            glorot = nn.initializers.glorot_uniform()
+            return glorot, glorot
+        if self.weight_init == "torchvision":
+            return nn.initializers.variance_scaling(2.0, "fan_out", "normal"), nn.initializers.normal(0.01)
+        raise ValueError(f"weight_init must be 'glorot' or 'torchvision', got {self.weight_init!r}")
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, features_only: bool = False):
+        conv_init, dense_init = self._inits()
+        conv = functools.partial(nn.Conv, padding="SAME", dtype=self.dtype, kernel_init=conv_init)
+        norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
+        dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=dense_init)
+        act = nn.relu
+        x = x.astype(self.dtype)
+        block, index, n_lrn = 1, 0, 0
+        for layer in self.config:
+            if layer == "M":
+                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                block, index = block + 1, 0
+            elif layer == "LRN":
+                n_lrn += 1
+                x = LocalResponseNorm(name=f"lrn{n_lrn}")(x)
+            else:
+                features, kernel = layer if isinstance(layer, tuple) else (layer, 3)
+                index += 1
+                x = conv(features, (kernel, kernel), name=f"conv{block}_{index}")(x)
+                x = norm(name=f"bn{block}_{index}")(x) if self.batch_norm else x
+                x = act(x)
+        if self.adaptive_pool is not None:
+            x = adaptive_avg_pool(x, self.adaptive_pool)
+        x = x.reshape(x.shape[0], -1)
+        dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
+        for i, width in enumerate(self.hidden):
+            x = act(dense(width, name=f"fc{6 + i}")(x))
+            x = dropout(x) if i < len(self.hidden) - 1 else x
+        if features_only:
+            return x
+        return dense(self.num_classes, name=f"fc{6 + len(self.hidden)}")(dropout(x))
+
+
+_NOTES = (
+    "adaptive avg-pool to 7x7 before fc6 (torchvision; the identity at 224) so inputs down to 32x32 "
+    "work; dropout 0.5 on fc6/fc7 outputs; init Glorot uniform for A-E (Sec. 3.1), torchvision's (He "
+    "normal fan_out convs, N(0, 0.01) fc) for the _bn variants"
+)
+
+
+def _facts(paper_config: str, top1: float | None = None, top5: float | None = None) -> dict[str, Any]:
+    """Facts every VGG shares; `top1`/`top5`: Table 3 errors (single-scale test, train S=256)."""
+    reported = {} if top1 is None else {"imagenet/top1_error": top1, "imagenet/top5_error": top5}
+    return dict(
+        input_size=(224, 224, 3), num_classes=1000, paper=SIMONYAN_2015, reported=reported,
+        small_input_size=32, notes=f"configuration {paper_config} of Table 1; {_NOTES}",
+    )  # fmt: skip
+
+
+register_model(
+    "vgg11", VGG, dict(config=VGG_A),
+    num_params=132_863_336, gmacs=7.609, **_facts("A", 29.6, 10.4),
+)  # fmt: skip
+register_model(
+    "vgg11_lrn", VGG, dict(config=VGG_A_LRN),
+    num_params=132_863_336, gmacs=7.609, **_facts("A-LRN (LRN after conv1_1's ReLU)", 29.7, 10.5),
+)  # fmt: skip
+register_model(
+    "vgg13", VGG, dict(config=VGG_B),
+    num_params=133_047_848, gmacs=11.308, **_facts("B", 28.7, 9.9),
+)  # fmt: skip
+register_model(
+    "vgg16_c", VGG, dict(config=VGG_C),
+    num_params=133_638_952, gmacs=11.771, **_facts("C (1x1 conv3_3, conv4_3, conv5_3); counts are D's "
+    "less the 3x3-to-1x1 savings (4,718,592 params, 3,699,376,128 MACs)", 28.1, 9.4),
+)  # fmt: skip
+register_model(
+    "vgg16", VGG, dict(config=VGG_D),
+    num_params=138_357_544, gmacs=15.470, **_facts("D", 27.0, 8.8),
+)  # fmt: skip
+register_model(
+    "vgg19", VGG, dict(config=VGG_E),
+    num_params=143_667_240, gmacs=19.632, **_facts("E", 27.3, 9.0),
+)  # fmt: skip
+register_model(
+    "vgg11_bn", VGG, dict(config=VGG_A, batch_norm=True, weight_init="torchvision"),
+    num_params=132_868_840, gmacs=7.609, **_facts("A with BatchNorm after every conv (torchvision)"),
+)  # fmt: skip
+register_model(
+    "vgg13_bn", VGG, dict(config=VGG_B, batch_norm=True, weight_init="torchvision"),
+    num_params=133_053_736, gmacs=11.308, **_facts("B with BatchNorm after every conv (torchvision)"),
+)  # fmt: skip
+register_model(
+    "vgg16_bn", VGG, dict(config=VGG_D, batch_norm=True, weight_init="torchvision"),
+    num_params=138_365_992, gmacs=15.470, **_facts("D with BatchNorm after every conv (torchvision)"),
+)  # fmt: skip
+register_model(
+    "vgg19_bn", VGG, dict(config=VGG_E, batch_norm=True, weight_init="torchvision"),
+    num_params=143_678_248, gmacs=19.632, **_facts("E with BatchNorm after every conv (torchvision)"),
+)  # fmt: skip

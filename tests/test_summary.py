@@ -1,0 +1,164 @@
+"""jaxcnn.summary: per-layer output shapes, parameters and multiply-adds against hand counts."""
+
+import flax.linen as nn
+import pytest
+
+import jaxcnn
+from jaxcnn.model_summary import main as summary_main
+
+
+class Single(nn.Module):
+    """One layer under the name "layer", to check its MACs in isolation."""
+
+    make: object
+
+    @nn.compact
+    def __call__(self, x):
+        return self.make(name="layer")(x)
+
+
+def _single(make, input_shape):
+    result = jaxcnn.summary(Single(make), input_shape, print_fn=None)
+    assert [r.path for r in result.rows] == ["layer"]
+    assert result.rows[0].macs == result.macs and result.rows[0].params == result.params
+    return result
+
+
+def test_conv_macs_are_output_size_times_kernel_volume():
+    # AlexNet's conv1: 96 filters 11x11x3, stride 4, on 227x227 -> 55x55x96.
+    r = _single(lambda name: nn.Conv(96, (11, 11), strides=(4, 4), padding="VALID", name=name), (227, 227, 3))
+    assert r.rows[0].output_shape == "55x55x96"
+    assert r.macs == 55 * 55 * 96 * (11 * 11 * 3) == 105_415_200
+    assert r.params == 96 * 11 * 11 * 3 + 96
+
+
+def test_grouped_and_depthwise_conv_macs_divide_by_groups():
+    # AlexNet's conv2: 256 filters 5x5 over 48 of the 96 maps (two groups), 27x27 kept.
+    conv2 = lambda name: nn.Conv(256, (5, 5), padding=2, feature_group_count=2, name=name)  # noqa: E731
+    r = _single(conv2, (27, 27, 96))
+    assert r.macs == 27 * 27 * 256 * (5 * 5 * 48) == 223_948_800
+    assert r.params == 5 * 5 * 48 * 256 + 256
+    depthwise = lambda name: nn.Conv(32, (3, 3), feature_group_count=32, use_bias=False, name=name)  # noqa: E731
+    r = _single(depthwise, (8, 8, 32))
+    assert r.macs == 8 * 8 * 32 * 9 and r.params == 9 * 32
+
+
+def test_dense_macs_are_in_times_out():
+    r = _single(lambda name: nn.Dense(4096, name=name), (1, 1, 9216))
+    assert r.rows[0].output_shape == "1x1x4096"
+    assert r.macs == 9216 * 4096 and r.params == 9216 * 4096 + 4096
+
+
+def test_conv_transpose_macs_are_input_size_times_kernel_volume():
+    # 2x2/2 up-convolution (U-Net): each input value meets all 2*2*8 weights of its input map.
+    up = lambda name: nn.ConvTranspose(8, (2, 2), strides=(2, 2), name=name)  # noqa: E731
+    r = _single(up, (8, 8, 16))
+    assert r.rows[0].output_shape == "16x16x8"
+    assert r.macs == 8 * 8 * 16 * (2 * 2 * 8) == 32_768
+    assert r.params == 2 * 2 * 16 * 8 + 8
+
+
+class Block(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        y = nn.relu(nn.Conv(4, (3, 3), name="conv")(x))
+        y = nn.BatchNorm(use_running_average=True, name="bn")(y)
+        return nn.max_pool(y, (2, 2), strides=(2, 2))
+
+
+class Counted(nn.Module):
+    """Counts its own MACs (a made-up 7 per call) although it calls a Dense inside."""
+
+    @nn.compact
+    def __call__(self, x):
+        return nn.Dense(5, name="inner")(x)
+
+    @nn.nowrap
+    def macs(self, input_shape, output_shape):
+        return 7
+
+
+class Net(nn.Module):
+    @nn.compact
+    def __call__(self, x):
+        x = Block(name="block1")(x)
+        shared = nn.Dense(6, name="shared")
+        x = x.reshape(x.shape[0], -1)
+        x = shared(nn.Dense(6, name="fc")(x)) + shared(x[:, :6])  # one layer, two calls
+        return Counted(name="counted")(x)
+
+
+def test_rows_follow_call_order_and_depth_and_add_up_to_the_totals():
+    lines = []
+    result = jaxcnn.summary(Net(), (8, 8, 3), print_fn=lines.append)
+    assert [r.path for r in result.rows] == ["block1", "fc", "shared", "counted"]
+    assert [r.output_shape for r in result.rows] == ["4x4x4", "6", "6", "5"]
+    conv, fc, shared = 8 * 8 * 4 * 27, 64 * 6, 2 * 36  # the shared layer counts both of its calls
+    assert [r.macs for r in result.rows] == [conv, fc, shared, 7]  # counted's own figure, once
+    assert result.macs == conv + fc + shared + 7
+    assert [r.params for r in result.rows] == [4 * 28 + 8, 65 * 6, 7 * 6, 7 * 5]
+    assert sum(r.params for r in result.rows) == result.params
+    assert lines[-1] == f"Total params: {result.params:,} | Total MACs: 0.01 M (7,375)"
+
+    deep = jaxcnn.summary(Net(), (8, 8, 3), print_fn=None, depth=2)
+    paths = [r.path for r in deep.rows]
+    assert paths == ["block1", "block1/conv", "block1/bn", "fc", "shared", "counted", "counted/inner"]
+    assert deep.rows[1].output_shape == "8x8x4" and deep.rows[1].macs == conv
+    assert deep.rows[2].params == 8 and deep.rows[2].macs == 0  # no MACs for normalisation
+    assert deep.rows[-1].macs == 0  # counted's Dense is inside a module that counted itself
+    assert (deep.params, deep.macs) == (result.params, result.macs)
+
+
+def test_a_module_needs_an_input_shape():
+    with pytest.raises(ValueError, match="input_shape"):
+        jaxcnn.summary(Net())
+    with pytest.raises(ValueError, match="depth"):
+        jaxcnn.summary(Net(), (8, 8, 3), depth=0)
+
+
+def test_lenet5_rows_count_only_the_connected_c3_weights(capsys):
+    result = jaxcnn.summary("lenet5", print_fn=None)
+    rows = {r.path: r for r in result.rows}
+    assert rows["c1"].output_shape == "28x28x6" and rows["c1"].macs == 28 * 28 * 6 * 25 == 117_600
+    # Table I: 60 of the 96 S2-C3 map pairs are connected, 25 weights each.
+    assert rows["c3"].output_shape == "10x10x16" and rows["c3"].macs == 10 * 10 * 1500 == 150_000
+    assert rows["s2"].macs == rows["s4"].macs == 0  # subsampling is not a multiply-add layer
+    assert result.params == 60_000
+    assert result.macs == 117_600 + 150_000 + 120 * 400 + 84 * 120
+
+    summary_main(["lenet5", "--input_size", "32"])
+    out = capsys.readouterr().out
+    assert "10x10x16" in out and "150,000" in out
+    assert "Total params: 60,000 | Total MACs: 0.33 M (325,680)" in out
+
+
+def test_the_input_shape_changes_the_counts_not_the_params():
+    big = jaxcnn.summary("mnist_convnet", (56, 56, 1), print_fn=None)
+    small = jaxcnn.summary("mnist_convnet", print_fn=None)  # registered 28x28x1
+    assert big.rows[0].output_shape == "56x56x32" and big.rows[0].macs == 4 * small.rows[0].macs
+    assert jaxcnn.summary("lenet5_modern", (32, 32, 1), print_fn=None).params == 61_706
+
+
+def _with_gmacs():
+    return [n for n in jaxcnn.list_models() if jaxcnn.model_info(n).gmacs is not None]
+
+
+@pytest.mark.parametrize("name", _with_gmacs())
+def test_macs_are_the_registered_reference_gmacs(name):
+    info = jaxcnn.model_info(name)
+    result = jaxcnn.summary(name, print_fn=None)
+    assert result.params == info.num_params
+    # 0.1%, or half a unit of the registered figure's last printed decimal (0.301 G is 0.3005-0.3015 G;
+    # the paper's 7.6 G is 7.55-7.65 G).
+    decimals = len(repr(info.gmacs).partition(".")[2])
+    assert result.macs / 1e9 == pytest.approx(info.gmacs, rel=1e-3, abs=0.5 * 10.0**-decimals)
+
+
+def test_alexnet_2012_summary_is_the_papers_table():
+    result = jaxcnn.summary("alexnet_2012", print_fn=None)
+    shapes = {row.path: row.output_shape for row in result.rows}
+    expected = {"conv1": "55x55x96", "conv2": "27x27x256", "conv3": "13x13x384", "conv4": "13x13x384",
+                "conv5": "13x13x256", "pool5": "6x6x256"}  # fmt: skip
+    assert {k: shapes[k] for k in expected} == expected
+    assert result.params == 60_965_224
+    assert result.macs / 1e9 == pytest.approx(0.724, abs=5e-4)
