@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 import jax
+import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
 
@@ -39,7 +40,10 @@ class Checkpointer:
             return False
         if step == self.latest_step():
             return False
-        return self.manager.save(step, args=ocp.args.StandardSave(state), force=True)
+        # The train step donates the state's buffers, and the save finishes in the background: hand
+        # Orbax a copy, or the next step may overwrite (or free) what is still being written.
+        snapshot = jax.tree.map(jnp.copy, state)
+        return self.manager.save(step, args=ocp.args.StandardSave(snapshot), force=True)
 
     def close(self) -> None:
         self.manager.wait_until_finished()

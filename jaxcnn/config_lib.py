@@ -19,7 +19,7 @@ def base_config() -> ml_collections.ConfigDict:
 
     c.dataset = ml_collections.ConfigDict()
     c.dataset.name = ""
-    c.dataset.data_dir = None  # TFDS data dir; None = $TFDS_DATA_DIR or ~/tensorflow_datasets
+    c.dataset.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.dataset.train_split = "train"
     c.dataset.eval_split = "test"
 

@@ -113,7 +113,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       The final evaluation metrics (eval/top1_error, eval/top5_error as fractions).
     """
     config_lib.validate(config)
-    data_dir = config.dataset.data_dir
+    data_dir = config.dataset.data_dir or None
     train_split = input_lib.open_split(config.dataset.name, config.dataset.train_split, data_dir)
     eval_split = input_lib.open_split(config.dataset.name, config.dataset.eval_split, data_dir)
     steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)

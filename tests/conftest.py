@@ -21,17 +21,27 @@ def mnist_split():
     return input_lib.open_split("mnist", "test")
 
 
+def cli_env(devices=1):
+    """The environment of a CLI subprocess with `devices` CPU devices (not the tests' two)."""
+    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+
+
 def run_cli(*args, devices=1, timeout=600, check=True):
     """Runs `python -m jaxcnn.main ARGS` in a fresh process with `devices` CPU devices."""
-    env = dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
     proc = subprocess.run(
         [sys.executable, "-m", "jaxcnn.main", *args],
         cwd=ROOT,
-        env=env,
+        env=cli_env(devices),
         capture_output=True,
         text=True,
         timeout=timeout,
     )
     if check and proc.returncode != 0:
-        raise AssertionError(f"jaxcnn.main {args} failed ({proc.returncode}):\n{proc.stderr[-3000:]}")
+        # XLA's fatal errors print their reason first and a long stack after it: show both ends.
+        reasons = [ln for ln in proc.stderr.splitlines() if ln[:1] in "FE" and "]" in ln[:40]]
+        raise AssertionError(
+            f"jaxcnn.main {args} failed ({proc.returncode}):\n"
+            + "\n".join(reasons[:5])
+            + f"\n...\n{proc.stderr[-2000:]}"
+        )
     return proc
