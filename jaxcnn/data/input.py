@@ -83,12 +83,14 @@ def preprocess(image, *, dataset_name: str, image_size: int, normalize: str):
     return image
 
 
-def _base(split: Split, config):
+def _base(split: Split, config, cache: bool = False):
     import tensorflow as tf
 
     ds = split.builder.as_dataset(split=split.split, shuffle_files=False)
     ds = ds.map(lambda ex: (ex["image"], tf.cast(ex["label"], tf.int32)))
-    return ds.cache() if split.num_examples <= config.input.cache_max_examples else ds
+    # Training reads every example each epoch: keep small splits decoded in memory. Evaluation
+    # reads once per call and may stop early (a notebook's first batch), so it does not cache.
+    return ds.cache() if cache and split.num_examples <= config.input.cache_max_examples else ds
 
 
 def _process_slice(ds, local_batch: int, process_index: int, process_count: int):
@@ -114,7 +116,7 @@ def train_batches(
     global_batch = config.batch_size
     local_batch = global_batch // process_count
     steps_per_epoch = split.num_examples // global_batch
-    ds_all = _base(split, config)
+    ds_all = _base(split, config, cache=True)
     prep = _preprocessor(config)
     epoch, skip = divmod(start_step, steps_per_epoch)
     while True:
