@@ -30,9 +30,7 @@ VARIANTS = {
 
 def configure(overrides):
     config = load_config(os.path.join(ROOT, "configs", "lenet5_mnist.py"))
-    for key, value in overrides.items():
-        section, _, leaf = key.rpartition(".")
-        (config[section] if section else config)[leaf] = value
+    config.update_from_flattened_dict(overrides)  # dotted keys, as on the command line
     config.eval_every_steps = config.num_epochs * (60_000 // config.batch_size)  # once, at the end
     return config
 

@@ -129,9 +129,7 @@ BAD = [
 @pytest.mark.parametrize("override,error,message", BAD, ids=[str(b[0]) for b in BAD])
 def test_bad_config_is_rejected_before_compiling(override, error, message):
     config = _load("lenet5_mnist")
-    for key, value in override.items():
-        section, _, leaf = key.rpartition(".")
-        (config[section] if section else config)[leaf] = value
+    config.update_from_flattened_dict(override)  # dotted keys, as on the command line
     with pytest.raises(error, match=message.replace("(", r"\(").replace("[", r"\[")):
         config_lib.validate(config)
 
