@@ -11,6 +11,10 @@ import ml_collections
 from jaxcnn import losses, optim, registry
 from jaxcnn.data import input as input_lib
 
+PRECISIONS = ("float32", "bfloat16")
+REMAT_POLICIES = ("none", "convs")
+BEST_METRICS = ("eval/top1_error", "eval/top5_error", "eval/loss")
+
 
 def base_config() -> ml_collections.ConfigDict:
     """Every key the trainer reads, with neutral defaults; configs/*.py set what their recipe needs."""
@@ -38,6 +42,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.name = "softmax_cross_entropy"  # or "lecun_map" (LeNet-5's RBF criterion, eq. 9)
     c.loss.map_j = 0.0  # lecun_map's constant j: the rubbish class scores exp(-j)
     c.loss.aux_weight = 0.3  # auxiliary classifiers' loss weight (GoogLeNet Sec. 5)
+    c.loss.label_smoothing = 0.0  # e: targets (1 - e) one_hot + e / K (Inception v3 Sec. 7: 0.1)
 
     c.optimizer = ml_collections.ConfigDict()
     c.optimizer.name = "sgd"
@@ -55,10 +60,35 @@ def base_config() -> ml_collections.ConfigDict:
     c.schedule.boundaries_epochs = ()  # "step": epochs where lr *= decay_factor
     c.schedule.decay_factor = 0.1
 
+    c.precision = "float32"  # or "bfloat16": bf16 compute, float32 parameters and optimizer state
+    c.remat = "none"  # or "convs": keep conv/matmul outputs, recompute the rest in the backward pass
+    c.grad_accum_steps = 1  # k > 1: each step averages the gradients of k micro-batches of B / k
+    c.ema_decay = 0.0  # > 0: keep an exponential moving average of the weights, evaluated as eval_ema/
+
+    c.mesh = ml_collections.ConfigDict()
+    c.mesh.model = 1  # devices on the tensor-parallel "model" axis; the "data" axis takes the rest
+
+    # Multi-host: an empty coordinator_address initialises jax.distributed from the environment when
+    # it names a cluster (Cloud TPU, SLURM, JAX_COORDINATOR_ADDRESS); num_processes 0 = one process.
+    c.distributed = ml_collections.ConfigDict()
+    c.distributed.coordinator_address = ""  # host:port of process 0
+    c.distributed.num_processes = 0
+    c.distributed.process_id = -1
+
+    c.eval = ml_collections.ConfigDict()
+    # Test protocols (jaxcnn.evaluate): "center" always, then any of "ten_crop", "multi_scale",
+    # "crops144"; each is logged under its own name (eval/, eval_ten_crop/, ...).
+    c.eval.protocols = ("center",)
+    c.eval.crop_ratio = 0.875  # center crop S from the image resized to shorter side S / ratio (224/256)
+    c.eval.scales = (224, 256, 384, 480, 640)  # multi_scale's shorter sides (VGG/ResNet Table 4)
+
     c.log_every_steps = 100
     c.eval_every_steps = 1000
     c.checkpoint_every_steps = 1000
-    c.checkpoint = ml_collections.ConfigDict({"keep": 3})
+    c.checkpoint = ml_collections.ConfigDict()
+    c.checkpoint.keep = 3  # the last `keep` checkpoints under WORKDIR/checkpoints
+    c.checkpoint.keep_best = 0  # > 0: also the best k evaluations under WORKDIR/best
+    c.checkpoint.best_metric = "eval/top1_error"  # lower is better
     c.seed = 0
     return c
 
@@ -104,14 +134,6 @@ def validate(config) -> None:
         raise ValueError(
             f"config.input.normalize={config.input.normalize!r}; allowed: {input_lib.NORMALIZATIONS}"
         )
-    for key in ("batch_size", "eval_batch_size"):
-        positive(key, config[key])
-        devices = jax.device_count()
-        if config[key] % devices:
-            raise ValueError(
-                f"config.{key}={config[key]} does not divide over {devices} devices; "
-                f"use a multiple of {devices}"
-            )
     for key in ("eval_every_steps", "checkpoint_every_steps", "log_every_steps"):
         positive(key, config[key])
     if not isinstance(config.num_train_steps, int) or isinstance(config.num_train_steps, bool):
@@ -127,6 +149,68 @@ def validate(config) -> None:
         raise ValueError(f"config.schedule.name={config.schedule.name!r}; known: {optim.SCHEDULES}")
     if config.optimizer.weight_decay < 0:
         raise ValueError(f"config.optimizer.weight_decay must be >= 0, got {config.optimizer.weight_decay!r}")
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"config.precision={config.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if config.remat not in REMAT_POLICIES:
+        raise ValueError(f"config.remat={config.remat!r}; allowed: {', '.join(REMAT_POLICIES)}")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
+    if not 0.0 <= config.loss.label_smoothing < 1.0:
+        raise ValueError(
+            f"config.loss.label_smoothing must be in [0, 1), got {config.loss.label_smoothing!r}"
+        )
+    if config.loss.label_smoothing and config.loss.name != "softmax_cross_entropy":
+        raise ValueError(
+            f"config.loss.label_smoothing applies to softmax_cross_entropy, not {config.loss.name!r}"
+        )
+    positive("checkpoint.keep", config.checkpoint.keep)
+    if config.checkpoint.keep_best < 0:
+        raise ValueError(f"config.checkpoint.keep_best must be >= 0, got {config.checkpoint.keep_best!r}")
+    if config.checkpoint.keep_best and config.checkpoint.best_metric not in BEST_METRICS:
+        raise ValueError(
+            f"config.checkpoint.best_metric={config.checkpoint.best_metric!r}; "
+            f"allowed: {', '.join(BEST_METRICS)}"
+        )
+    if not config.eval.protocols or config.eval.protocols[0] != "center":
+        raise ValueError(
+            f"config.eval.protocols must start with 'center', got {tuple(config.eval.protocols)}"
+        )
+    for protocol in config.eval.protocols:
+        check_protocol(protocol)
+    _validate_parallelism(config, positive)
+
+
+def check_protocol(protocol: str) -> None:
+    from jaxcnn.data import views
+
+    if protocol not in views.PROTOCOLS:
+        raise ValueError(f"unknown evaluation protocol {protocol!r}; known: {', '.join(views.PROTOCOLS)}")
+
+
+def _validate_parallelism(config, positive) -> None:
+    """The mesh and the batch: model-axis size divides the devices, batches divide the data axis."""
+    positive("mesh.model", config.mesh.model)
+    positive("grad_accum_steps", config.grad_accum_steps)
+    devices = jax.device_count()
+    if devices % config.mesh.model:
+        raise ValueError(
+            f"config.mesh.model={config.mesh.model} does not divide the {devices} devices; "
+            f"use one of {[d for d in range(1, devices + 1) if devices % d == 0]}"
+        )
+    data = devices // config.mesh.model
+    for key in ("batch_size", "eval_batch_size"):
+        positive(key, config[key])
+        if config[key] % data:
+            raise ValueError(
+                f"config.{key}={config[key]} does not divide over the {data} devices of the data axis "
+                f"({devices} devices / mesh.model {config.mesh.model}); use a multiple of {data}"
+            )
+    if config.batch_size % (config.grad_accum_steps * data):
+        raise ValueError(
+            f"config.batch_size={config.batch_size} does not split into grad_accum_steps="
+            f"{config.grad_accum_steps} micro-batches over {data} devices; use a multiple of "
+            f"{config.grad_accum_steps * data}"
+        )
 
 
 def num_train_steps(config, num_train_examples: int) -> tuple[int, int]:

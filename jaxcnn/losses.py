@@ -12,7 +12,8 @@ LOSSES = ("softmax_cross_entropy", "lecun_map")
 def classification_loss(logits: jax.Array, labels: jax.Array, loss_config) -> jax.Array:
     """Per-example loss.
 
-    softmax_cross_entropy: -log softmax(logits)[label].
+    softmax_cross_entropy: -sum_i q_i log softmax(logits)_i, with q the one-hot label smoothed by
+      loss_config.label_smoothing = e: q = (1 - e) one_hot + e / K (Szegedy et al. 2016, Sec. 7).
     lecun_map: the MAP criterion of LeCun et al. 1998 (Sec. II-C, eq. 9) for RBF outputs, whose
       logits are minus the squared distances y_i: E = y_label + log(exp(-j) + sum_i exp(-y_i)).
       The constant "rubbish class" term exp(-j) keeps pulling the output towards its centre after
@@ -20,7 +21,10 @@ def classification_loss(logits: jax.Array, labels: jax.Array, loss_config) -> ja
     """
     logits = logits.astype(jnp.float32)
     if loss_config.name == "softmax_cross_entropy":
-        return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        if not loss_config.label_smoothing:
+            return optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+        one_hot = jax.nn.one_hot(labels, logits.shape[-1], dtype=logits.dtype)
+        return optax.softmax_cross_entropy(logits, optax.smooth_labels(one_hot, loss_config.label_smoothing))
     if loss_config.name == "lecun_map":
         rubbish = jnp.full(logits.shape[:-1] + (1,), -loss_config.map_j, logits.dtype)
         total = jax.nn.logsumexp(jnp.concatenate([logits, rubbish], axis=-1), axis=-1)

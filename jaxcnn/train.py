@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import functools
+import signal
+import threading
 import time
 from typing import Any
 
@@ -20,25 +22,35 @@ from jaxcnn.metric_writer import MetricWriter
 
 @flax.struct.dataclass
 class TrainState:
-    """Everything a step changes. The RNG is not state: step s uses fold_in(seed, s)."""
+    """Everything a step changes, and the RNG key: step s draws from fold_in(rng, s)."""
 
     step: jax.Array
     params: Any
     batch_stats: Any
     opt_state: Any
+    rng: jax.Array  # raw uint32 key data of PRNGKey(config.seed)
+    ema_params: Any  # {} unless config.ema_decay > 0
+
+
+class Preempted(Exception):
+    """Raised after a SIGTERM (preemption notice): the step was finished and checkpointed."""
+
+    def __init__(self, step: int, workdir: str):
+        super().__init__(f"preempted: saved the checkpoint of step {step} in {workdir}; rerun to resume")
+        self.step = step
 
 
 def create_model(config, num_classes: int):
     """The config's model: config.model.name plus any other config.model keys as overrides."""
     overrides = {k: v for k, v in config.model.items() if k != "name"}
+    if config.precision == "bfloat16":
+        overrides["dtype"] = jnp.bfloat16  # parameters stay float32 (flax's param_dtype)
     return registry.create_model(config.model.name, num_classes=num_classes, **overrides)
 
 
-def init_state(model, tx, config, mesh) -> TrainState:
-    """Initialises parameters and optimizer state directly replicated over the mesh."""
-    size = config.input.image_size
-    channels = registry.model_info(config.model.name).input_size[-1]
-    dummy = jnp.zeros((1, size, size, channels), jnp.float32)
+def init_state(model, tx, config, mesh, image_shape) -> TrainState:
+    """Initialises the state directly in its shardings over the mesh (nothing on one host first)."""
+    dummy = jnp.zeros((1, *image_shape), jnp.float32)
 
     def init(rng):
         variables = model.init({"params": rng, "dropout": rng}, dummy, train=False)
@@ -48,58 +60,223 @@ def init_state(model, tx, config, mesh) -> TrainState:
             params=params,
             batch_stats=variables.get("batch_stats", {}),
             opt_state=tx.init(params),
+            rng=rng,
+            ema_params=jax.tree.map(jnp.copy, params) if config.ema_decay else {},
         )
 
     rng = jax.random.PRNGKey(config.seed)
-    jax.eval_shape(init, rng)  # shape errors surface here, before anything is allocated
-    return jax.jit(init, out_shardings=sharding.replicated(mesh))(rng)
+    shapes = jax.eval_shape(init, rng)  # shape errors surface here, before anything is allocated
+    return jax.jit(init, out_shardings=state_sharding(shapes, mesh))(rng)
 
 
-def variables_of(state: TrainState) -> dict:
-    if state.batch_stats:
-        return {"params": state.params, "batch_stats": state.batch_stats}
-    return {"params": state.params}
+def state_sharding(state, mesh):
+    """Parameters and their optimizer/EMA mirrors by the mesh's rules; scalars and keys replicated."""
+    return sharding.param_sharding(state, mesh)
 
 
-def train_step(model, tx, seed: int, loss_config, state: TrainState, batch) -> tuple[TrainState, dict]:
-    """One SGD step on a (sharded) global batch; returns the new state and the batch's metrics."""
-    rng = jax.random.fold_in(jax.random.PRNGKey(seed), state.step)
+def variables_of(params, batch_stats) -> dict:
+    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
-    def loss_fn(params):
-        variables = {**variables_of(state), "params": params}
-        outputs, updates = model.apply(
-            variables, batch["image"], train=True, rngs={"dropout": rng}, mutable=["batch_stats"]
+
+def _save_convs(prim, *_, **__) -> bool:
+    # The remat policy "convs": keep what convolutions and matmuls produce (the expensive part);
+    # recompute normalisation, activations and pooling during the backward pass.
+    return prim in (jax.lax.conv_general_dilated_p, jax.lax.dot_general_p)
+
+
+def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState, dict]:
+    """One optimizer step on a (sharded) global batch; returns the new state and the batch's metrics.
+
+    With config.grad_accum_steps = k the batch is split into k interleaved micro-batches (each
+    spread over every device), their gradients averaged, BatchNorm statistics updated in sequence.
+    """
+    rng = jax.random.fold_in(state.rng, state.step)
+    loss_config, k = config.loss, config.grad_accum_steps
+
+    def forward(params, batch_stats, images, rng):
+        return model.apply(
+            variables_of(params, batch_stats),
+            images,
+            train=True,
+            rngs={"dropout": rng},
+            mutable=["batch_stats"],
         )
+
+    if config.remat == "convs":
+        forward = jax.checkpoint(forward, policy=_save_convs)
+
+    def loss_fn(params, batch_stats, micro, rng):
+        outputs, updates = forward(params, batch_stats, micro["image"], rng)
         # Models with auxiliary heads (GoogLeNet, Inception v3) return (logits, aux_logits) in
         # training; the auxiliary losses are added with weight loss_config.aux_weight.
         logits, aux = outputs if isinstance(outputs, tuple) else (outputs, ())
-        loss = losses.classification_loss(logits, batch["label"], loss_config).mean()
+        loss = losses.classification_loss(logits, micro["label"], loss_config).mean()
         for aux_logits in aux:
-            aux_loss = losses.classification_loss(aux_logits, batch["label"], loss_config).mean()
+            aux_loss = losses.classification_loss(aux_logits, micro["label"], loss_config).mean()
             loss = loss + loss_config.aux_weight * aux_loss
-        return loss, (logits, updates)
+        top1_error = 1.0 - evaluate.topk_correct(logits, micro["label"], 1).mean()
+        return loss, (top1_error, updates.get("batch_stats", batch_stats))
 
-    (loss, (logits, updates)), grads = jax.value_and_grad(loss_fn, has_aux=True)(state.params)
+    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
+    if k == 1:
+        (loss, (top1_error, batch_stats)), grads = grad_fn(state.params, state.batch_stats, batch, rng)
+    else:
+        # Micro-batch j holds rows j, j + k, j + 2k, ...: every device keeps its share of each.
+        micro_batches = jax.tree.map(lambda x: x.reshape(-1, k, *x.shape[1:]).swapaxes(0, 1), batch)
+
+        def accumulate(carry, inputs):
+            batch_stats, grad_sum, loss_sum, error_sum = carry
+            j, micro = inputs
+            (loss, (error, batch_stats)), grads = grad_fn(
+                state.params, batch_stats, micro, jax.random.fold_in(rng, j)
+            )
+            grad_sum = jax.tree.map(jnp.add, grad_sum, grads)
+            return (batch_stats, grad_sum, loss_sum + loss, error_sum + error), None
+
+        zeros = jax.tree.map(jnp.zeros_like, state.params)
+        init = (state.batch_stats, zeros, jnp.zeros(()), jnp.zeros(()))
+        (batch_stats, grad_sum, loss_sum, error_sum), _ = jax.lax.scan(
+            accumulate, init, (jnp.arange(k), micro_batches)
+        )
+        grads = jax.tree.map(lambda g: g / k, grad_sum)
+        loss, top1_error = loss_sum / k, error_sum / k
+
     param_updates, opt_state = tx.update(grads, state.opt_state, state.params)
+    params = optax.apply_updates(state.params, param_updates)
+    ema_params = state.ema_params
+    if config.ema_decay:
+        decay = config.ema_decay
+        ema_params = jax.tree.map(lambda e, p: decay * e + (1.0 - decay) * p, ema_params, params)
     new_state = state.replace(
         step=state.step + 1,
-        params=optax.apply_updates(state.params, param_updates),
-        batch_stats=updates.get("batch_stats", state.batch_stats),
+        params=params,
+        batch_stats=batch_stats,
         opt_state=opt_state,
+        ema_params=ema_params,
     )
-    top1_error = 1.0 - evaluate.topk_correct(logits, batch["label"], 1).mean()
     return new_state, {"loss": loss, "top1_error": top1_error}
 
 
-def run_eval(eval_fn, state, split, config, mesh) -> dict[str, float]:
-    """Evaluates `state` on the whole split; sums stay on device until the end."""
+def run_eval(
+    eval_fn, params, batch_stats, split, config, mesh, protocol: str, prefix: str
+) -> dict[str, float]:
+    """Evaluates `params` on the whole split with one protocol; sums stay on device until the end."""
     totals = None
     for batch in input_lib.eval_batches(
-        split, config, process_index=jax.process_index(), process_count=jax.process_count()
+        split, config, protocol=protocol, process_index=jax.process_index(), process_count=jax.process_count()
     ):
-        sums = eval_fn(state, sharding.shard_batch(batch, mesh))
+        sums = eval_fn(params, batch_stats, sharding.shard_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    return evaluate.summarize({k: float(v) for k, v in jax.device_get(totals).items()})
+    return evaluate.summarize({k: float(v) for k, v in jax.device_get(totals).items()}, prefix)
+
+
+def evaluate_state(model, state, split, config, mesh, protocols) -> dict[str, float]:
+    """Every protocol on the state's weights (and on their EMA when kept), each under its own name."""
+    eval_fn = jax.jit(lambda p, bs, b: evaluate.eval_step(model, variables_of(p, bs), b))
+    metrics = {}
+    for protocol in protocols:
+        metrics |= run_eval(
+            eval_fn,
+            state.params,
+            state.batch_stats,
+            split,
+            config,
+            mesh,
+            protocol,
+            evaluate.metric_prefix(protocol),
+        )
+        if config.ema_decay:
+            prefix = evaluate.metric_prefix(protocol, ema=True)
+            metrics |= run_eval(
+                eval_fn, state.ema_params, state.batch_stats, split, config, mesh, protocol, prefix
+            )
+    return metrics
+
+
+def evaluate_checkpoint(
+    config, workdir: str, protocols, which: str = "latest"
+) -> tuple[int, dict[str, float]]:
+    """Evaluates a run's latest (or best) checkpoint with `protocols`; returns (step, metrics)."""
+    config_lib.validate(config)
+    for protocol in protocols:
+        config_lib.check_protocol(protocol)
+    if which not in ("latest", "best"):
+        raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
+    data_dir = config.dataset.data_dir or None
+    train_split = input_lib.open_split(config.dataset.name, config.dataset.train_split, data_dir)
+    eval_split = input_lib.open_split(config.dataset.name, config.dataset.eval_split, data_dir)
+    model, tx, _, mesh, state = _build(config, train_split)
+    ckpt = checkpoint.Checkpointer(
+        workdir, config.checkpoint_every_steps, config.checkpoint.keep, 1, config.checkpoint.best_metric
+    )
+    state, position = ckpt.restore(state, best=which == "best")
+    ckpt.close()
+    if position is None:
+        raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
+    return int(state.step), evaluate_state(model, state, eval_split, config, mesh, protocols)
+
+
+def _build(config, train_split):
+    """Model, optimizer, schedule, mesh and the freshly initialised (sharded) state of a config."""
+    steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
+    mesh = sharding.create_mesh(config.mesh.model)
+    model = create_model(config, train_split.num_classes)
+    schedule = optim.create_schedule(config, steps_per_epoch, num_steps)
+    tx = optim.create_optimizer(config, schedule)
+    channels = registry.model_info(config.model.name).input_size[-1]
+    state = init_state(model, tx, config, mesh, (config.input.image_size,) * 2 + (channels,))
+    return model, tx, schedule, mesh, state
+
+
+def data_position(config, split, step: int, steps_per_epoch: int) -> dict:
+    """The input pipeline's position after `step` steps, stored with each checkpoint."""
+    epoch, offset = divmod(step, steps_per_epoch)
+    return {
+        "step": step,
+        "epoch": epoch,
+        "examples_into_epoch": offset * config.batch_size,
+        "batch_size": config.batch_size,
+        "seed": config.seed,
+        "dataset": config.dataset.name,
+        "split": split.split,
+        "num_examples": split.num_examples,
+    }
+
+
+def _check_position(saved: dict, expected: dict, workdir: str) -> None:
+    """A restored run must read the data the way the checkpointed one did, or it is not a resume."""
+    for key in ("batch_size", "seed", "dataset", "split", "num_examples", "step"):
+        if saved.get(key) != expected[key]:
+            raise ValueError(
+                f"the checkpoint in {workdir} was written with {key}={saved.get(key)!r} but this run has "
+                f"{key}={expected[key]!r}; resuming would not replay the same examples. Use the "
+                f"checkpoint's value or a new --workdir"
+            )
+
+
+class _PreemptionNotice:
+    """SIGTERM sets a flag that the loop checks after each step; multi-host runs use JAX's own
+    preemption sync point so that every process stops at the same step."""
+
+    def __init__(self):
+        self.requested = False
+        self._previous = None
+        if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
+            self._previous = signal.signal(signal.SIGTERM, self._handler)
+
+    def _handler(self, signum, frame):
+        self.requested = True
+
+    def __call__(self, step: int) -> bool:
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            return multihost_utils.reached_preemption_sync_point(step)
+        return self.requested
+
+    def close(self):
+        if self._previous is not None:
+            signal.signal(signal.SIGTERM, self._previous)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -111,6 +288,10 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 
     Returns:
       The final evaluation metrics (eval/top1_error, eval/top5_error as fractions).
+
+    Raises:
+      Preempted: after a SIGTERM, once the current step is finished and checkpointed.
+      FloatingPointError: when the training loss is not finite (nothing from that step is saved).
     """
     config_lib.validate(config)
     data_dir = config.dataset.data_dir or None
@@ -118,25 +299,32 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     eval_split = input_lib.open_split(config.dataset.name, config.dataset.eval_split, data_dir)
     steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
 
-    mesh = sharding.create_mesh()
-    model = create_model(config, train_split.num_classes)
-    schedule = optim.create_schedule(config, steps_per_epoch, num_steps)
-    tx = optim.create_optimizer(config, schedule)
-    state = init_state(model, tx, config, mesh)
+    model, tx, schedule, mesh, state = _build(config, train_split)
 
-    ckpt = checkpoint.Checkpointer(workdir, config.checkpoint_every_steps, config.checkpoint.keep)
-    state = ckpt.restore(state)
+    ckpt = checkpoint.Checkpointer(
+        workdir,
+        config.checkpoint_every_steps,
+        config.checkpoint.keep,
+        config.checkpoint.keep_best,
+        config.checkpoint.best_metric,
+    )
+    state, saved_position = ckpt.restore(state)
     start = int(state.step)
+    if saved_position is not None:
+        _check_position(saved_position, data_position(config, train_split, start, steps_per_epoch), workdir)
     is_writer = jax.process_index() == 0
     writer = MetricWriter(workdir, resume_step=start) if is_writer else None
 
-    replicated = sharding.replicated(mesh)
+    shardings = state_sharding(state, mesh)
     step_fn = jax.jit(
-        functools.partial(train_step, model, tx, config.seed, config.loss),
-        out_shardings=(replicated, replicated),
+        functools.partial(train_step, model, tx, config),
+        out_shardings=(shardings, sharding.replicated(mesh)),
         donate_argnums=0,
     )
-    eval_fn = jax.jit(lambda s, b: evaluate.eval_step(model, variables_of(s), b))
+    evaluate_all = functools.partial(
+        evaluate_state, model, split=eval_split, config=config, mesh=mesh, protocols=config.eval.protocols
+    )
+
     batches = input_lib.train_batches(
         train_split,
         config,
@@ -144,7 +332,6 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
-
     progress = tqdm(
         total=num_steps,
         initial=start,
@@ -156,52 +343,68 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
     )
     if start:
         progress.write(f"resumed from the checkpoint of step {start} in {workdir}")
+    preemption = _PreemptionNotice()
     pending, window_start, window_steps = [], time.perf_counter(), 0
     eval_metrics: dict[str, float] = {}
-    for step in range(start, num_steps):
-        state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
-        pending.append(metrics)
-        done = step + 1
-        window_steps += 1
-        progress.update()
-        last = done == num_steps
-        # Flush at checkpoints too, so a resumed run averages over the same windows.
-        if done % config.log_every_steps == 0 or done % config.checkpoint_every_steps == 0 or last:
-            stacked = jax.device_get(pending)  # the only host sync of the training loop
-            elapsed = time.perf_counter() - window_start
-            train = {
-                "train/loss": float(np.mean([m["loss"] for m in stacked])),
-                "train/top1_error": float(np.mean([m["top1_error"] for m in stacked])),
-                "train/learning_rate": float(schedule(done - 1)),
-                "train/images_per_second": window_steps * config.batch_size / elapsed,
-            }
-            _check_finite(train["train/loss"], done)
-            if writer:
-                writer.write(done, train)
-            progress.set_postfix(
-                loss=f"{train['train/loss']:.4f}", img_s=f"{train['train/images_per_second']:.0f}"
-            )
-            pending, window_start, window_steps = [], time.perf_counter(), 0
-        if done % config.eval_every_steps == 0 or last:
-            eval_metrics = run_eval(eval_fn, state, eval_split, config, mesh)
-            if writer:
-                writer.write(done, eval_metrics)
-            progress.write(
-                f"step {done}: test top-1 error {100 * eval_metrics['eval/top1_error']:.2f}%, "
-                f"top-5 {100 * eval_metrics['eval/top5_error']:.2f}% "
-                f"({int(eval_metrics['eval/num_examples'])} examples)"
-            )
-            window_start = time.perf_counter()  # eval time is not training throughput
-        ckpt.maybe_save(done, state, force=last)
-    progress.close()
-    ckpt.close()
-    if writer:
-        writer.close()
+    try:
+        for step in range(start, num_steps):
+            state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
+            pending.append(metrics)
+            done = step + 1
+            window_steps += 1
+            progress.update()
+            last = done == num_steps
+            preempted = preemption(done)
+            # Flush at checkpoints too, so a resumed run averages over the same windows.
+            if (
+                done % config.log_every_steps == 0
+                or done % config.checkpoint_every_steps == 0
+                or last
+                or preempted
+            ):
+                stacked = jax.device_get(pending)  # the only host sync of the training loop
+                _check_finite([float(m["loss"]) for m in stacked], done - len(stacked) + 1)
+                elapsed = time.perf_counter() - window_start
+                train = {
+                    "train/loss": float(np.mean([m["loss"] for m in stacked])),
+                    "train/top1_error": float(np.mean([m["top1_error"] for m in stacked])),
+                    "train/learning_rate": float(schedule(done - 1)),
+                    "train/images_per_second": window_steps * config.batch_size / elapsed,
+                }
+                if writer:
+                    writer.write(done, train)
+                progress.set_postfix(
+                    loss=f"{train['train/loss']:.4f}", img_s=f"{train['train/images_per_second']:.0f}"
+                )
+                pending, window_start, window_steps = [], time.perf_counter(), 0
+            position = data_position(config, train_split, done, steps_per_epoch)
+            if done % config.eval_every_steps == 0 or last:
+                eval_metrics = evaluate_all(state)
+                if writer:
+                    writer.write(done, eval_metrics)
+                for protocol in config.eval.protocols:
+                    progress.write(f"step {done}: {evaluate.describe(eval_metrics, protocol)}")
+                ckpt.save_if_best(done, state, position, eval_metrics)
+                window_start = time.perf_counter()  # eval time is not training throughput
+            ckpt.maybe_save(done, state, position, force=last or preempted)
+            if preempted and not last:
+                raise Preempted(done, workdir)
+    finally:
+        preemption.close()
+        progress.close()
+        ckpt.close()  # waits for the saves in flight: what was written stays complete
+        if writer:
+            writer.close()
     if not eval_metrics:  # resumed after the final step: report the saved model
-        eval_metrics = run_eval(eval_fn, state, eval_split, config, mesh)
+        eval_metrics = evaluate_all(state)
     return eval_metrics
 
 
-def _check_finite(loss: float, step: int) -> None:
-    if not np.isfinite(loss):
-        raise FloatingPointError(f"train/loss is {loss} at step {step}; stopping (no checkpoint saved)")
+def _check_finite(losses_in_window: list[float], first_step: int) -> None:
+    for offset, loss in enumerate(losses_in_window):
+        if not np.isfinite(loss):
+            step = first_step + offset
+            raise FloatingPointError(
+                f"train/loss is {loss} at step {step}; stopped before saving it (the last checkpoint, "
+                f"before step {step}, is kept)"
+            )

@@ -44,7 +44,7 @@ def test_checkpoint_round_trip_is_exact(mnist_split, tmp_path):
     config = _load("lenet5_mnist")
     config.num_train_steps = config.checkpoint_every_steps = config.eval_every_steps = 20
     train_and_evaluate(config, str(tmp_path))
-    restored = ocp.StandardCheckpointer().restore(tmp_path / "checkpoints" / "20" / "default")
+    restored = ocp.StandardCheckpointer().restore(tmp_path / "checkpoints" / "20" / "state")
     assert int(restored["step"]) == 20
     # A rerun with nothing left to do restores the same state and reports the same evaluation.
     again = train_and_evaluate(config, str(tmp_path))
@@ -93,8 +93,8 @@ def test_kill_9_then_rerun_matches_an_uninterrupted_run(mnist_split, tmp_path):
     drop = lambda rs: [{k: v for k, v in r.items() if "per_second" not in k} for r in rs]
     assert drop(records_a) == drop(records_b)  # every logged value, not just the last
 
-    a = ocp.StandardCheckpointer().restore(tmp_path / "straight" / "checkpoints" / "1500" / "default")
-    b = ocp.StandardCheckpointer().restore(killed / "checkpoints" / "1500" / "default")
+    a = ocp.StandardCheckpointer().restore(tmp_path / "straight" / "checkpoints" / "1500" / "state")
+    b = ocp.StandardCheckpointer().restore(killed / "checkpoints" / "1500" / "state")
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
@@ -117,7 +117,21 @@ BAD = [
     ({"model.name": "lenet6"}, ValueError, "unknown model 'lenet6'"),
     ({"batch_size": 0}, ValueError, "config.batch_size must be a positive number, got 0"),
     ({"batch_size": -32}, ValueError, "config.batch_size must be a positive number, got -32"),
-    ({"batch_size": 33}, ValueError, "config.batch_size=33 does not divide over 2 devices"),
+    ({"batch_size": 33}, ValueError, "config.batch_size=33 does not divide over the 2 devices"),
+    ({"eval_batch_size": 999}, ValueError, "config.eval_batch_size=999 does not divide over the 2 devices"),
+    ({"mesh.model": 3}, ValueError, "config.mesh.model=3 does not divide the 2 devices; use one of [1, 2]"),
+    ({"mesh.model": 0}, ValueError, "config.mesh.model must be a positive number, got 0"),
+    ({"mesh.model": 2, "batch_size": 33}, ValueError, "batch_size=33 does not divide over the 1 devices"),
+    ({"optimizer.name": "adamw"}, ValueError, "optimizer.name='adamw'"),
+    ({"loss.name": "hinge"}, ValueError, "loss.name='hinge'"),
+    ({"precision": "float16"}, ValueError, "config.precision='float16'; allowed: float32, bfloat16"),
+    ({"remat": "all"}, ValueError, "config.remat='all'; allowed: none, convs"),
+    ({"grad_accum_steps": 0}, ValueError, "grad_accum_steps must be a positive number, got 0"),
+    ({"grad_accum_steps": 3}, ValueError, "batch_size=32 does not split into grad_accum_steps=3"),
+    ({"ema_decay": 1.0}, ValueError, "config.ema_decay must be in [0, 1), got 1.0"),
+    ({"loss.label_smoothing": 0.1}, ValueError, "needs softmax_cross_entropy, not 'lecun_map'"),
+    ({"checkpoint.keep": 0}, ValueError, "checkpoint.keep must be a positive number, got 0"),
+    ({"checkpoint.keep_best": 2, "checkpoint.best_metric": "acc"}, ValueError, "best_metric='acc'"),
     ({"optimizer.base_learning_rate": 0.0}, ValueError, "base_learning_rate must be a positive"),
     ({"optimizer.base_learning_rate": -0.1}, ValueError, "got -0.1"),
     ({"dataset.name": "mnits"}, ValueError, "dataset.name='mnits' is not supported"),

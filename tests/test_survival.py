@@ -1,0 +1,209 @@
+"""Runs that are preempted, killed, corrupted, moved or spread over processes: nothing is lost.
+
+Every run here is a subprocess of `python -m jaxcnn.main` under a timeout, like a real job.
+"""
+
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import warnings
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from conftest import ROOT, cli_env, run_cli
+
+from jaxcnn import config_lib
+from jaxcnn.metric_writer import read_metrics
+from jaxcnn.train import train_and_evaluate
+
+LENET = "--config=configs/lenet5_mnist.py"
+
+
+def _args(steps, every, log=10):
+    return [
+        LENET,
+        f"--config.num_train_steps={steps}",
+        f"--config.checkpoint_every_steps={every}",
+        f"--config.log_every_steps={log}",
+        f"--config.eval_every_steps={steps}",
+        "--config.checkpoint.keep=100",
+    ]
+
+
+def _state(workdir, step):
+    return ocp.StandardCheckpointer().restore(workdir / "checkpoints" / str(step) / "state")
+
+
+def _assert_bitwise_equal(a, b):
+    jax.tree.map(np.testing.assert_array_equal, a, b)
+
+
+def _start(args, workdir, devices=1):
+    return subprocess.Popen(
+        [sys.executable, "-m", "jaxcnn.main", *args, f"--workdir={workdir}"],
+        cwd=ROOT,
+        env=cli_env(devices),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+
+
+def _wait_for(path, proc, timeout=300):
+    deadline = time.time() + timeout
+    while not path.is_dir():
+        assert proc.poll() is None, f"the run ended early: {proc.communicate()[1][-2000:]}"
+        assert time.time() < deadline, f"{path} never appeared"
+        time.sleep(0.05)
+
+
+def _train_losses(workdir, after=0):
+    return {
+        r["step"]: r["train/loss"]
+        for r in read_metrics(str(workdir))
+        if "train/loss" in r and r["step"] > after
+    }
+
+
+def test_sigterm_finishes_the_step_saves_and_exits_0(mnist_split, tmp_path):
+    args = _args(steps=600, every=200)
+    run_cli(*args, f"--workdir={tmp_path / 'straight'}")
+    proc = _start(args, tmp_path / "preempted")
+    _wait_for(tmp_path / "preempted" / "checkpoints" / "200", proc)
+    time.sleep(random.uniform(0.2, 1.0))
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err[-2000:]
+    assert "preempted: saved the checkpoint of step" in out
+    saved = int(out.split("checkpoint of step ")[1].split()[0])
+    assert 200 < saved < 600 and (tmp_path / "preempted" / "checkpoints" / str(saved)).is_dir()
+    proc = run_cli(*args, f"--workdir={tmp_path / 'preempted'}")
+    assert f"resumed from the checkpoint of step {saved}" in proc.stdout
+    _assert_bitwise_equal(_state(tmp_path / "straight", 600), _state(tmp_path / "preempted", 600))
+
+
+@pytest.mark.slow
+def test_five_kill_9s_then_reruns_end_bitwise_equal(mnist_split, tmp_path):
+    args = _args(steps=3000, every=250, log=50)
+    run_cli(*args, f"--workdir={tmp_path / 'straight'}")
+    killed = tmp_path / "killed"
+    for kill in range(5):
+        proc = _start(args, killed)
+        _wait_for(killed / "checkpoints" / str(250 * (2 * kill + 1)), proc)
+        time.sleep(random.uniform(0.0, 1.5))
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert proc.returncode == -signal.SIGKILL
+    assert not (killed / "checkpoints" / "3000").exists(), "a kill came after the end"
+    run_cli(*args, f"--workdir={killed}")
+    _assert_bitwise_equal(_state(tmp_path / "straight", 3000), _state(killed, 3000))
+    drop = lambda rs: [{k: v for k, v in r.items() if "per_second" not in k} for r in rs]
+    assert drop(read_metrics(str(tmp_path / "straight"))) == drop(read_metrics(str(killed)))
+
+
+def test_corrupt_latest_checkpoint_warns_and_falls_back(mnist_split, tmp_path):
+    config = config_lib.load_config(str(ROOT / "configs" / "lenet5_mnist.py"))
+    config.num_train_steps, config.checkpoint_every_steps = 60, 20
+    config.log_every_steps = config.eval_every_steps = 20
+    straight, broken = tmp_path / "straight", tmp_path / "broken"
+    train_and_evaluate(config, str(straight))
+    config.num_train_steps = 40
+    train_and_evaluate(config, str(broken))
+    for f in (broken / "checkpoints" / "40" / "state").rglob("*"):
+        if f.is_file() and f.stat().st_size > 0:
+            f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a half-written disk block
+    config.num_train_steps = 60
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        train_and_evaluate(config, str(broken))
+    messages = [str(w.message) for w in caught if "unreadable" in str(w.message)]
+    assert messages and f"{broken}/checkpoints/40 is unreadable" in messages[0]
+    assert (broken / "corrupt_checkpoints" / "40").is_dir()  # set aside, not deleted
+    _assert_bitwise_equal(_state(straight, 60), _state(broken, 60))
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(mnist_split, tmp_path):
+    proc = run_cli(
+        "--config=configs/mnist_convnet.py",
+        f"--workdir={tmp_path}",
+        "--config.num_train_steps=200",
+        "--config.checkpoint_every_steps=2",
+        "--config.log_every_steps=5",
+        "--config.optimizer.base_learning_rate=1e8",
+        check=False,
+    )
+    assert proc.returncode == 1
+    last = proc.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: train/loss is nan at step ") or last.startswith(
+        "error: train/loss is inf"
+    ), last
+    bad_step = int(last.split(" at step ")[1].split(";")[0])
+    steps = sorted(int(p.name) for p in (tmp_path / "checkpoints").iterdir() if p.name.isdigit())
+    assert steps and max(steps) < bad_step
+    state = _state(tmp_path, max(steps))
+    assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
+
+
+def test_saved_on_8_resumed_on_4_then_1_gives_the_same_losses(mnist_split, tmp_path):
+    args = _args(steps=150, every=50)
+    run_cli(*args, f"--workdir={tmp_path / 'eight'}", devices=8)
+    reference = _train_losses(tmp_path / "eight")
+
+    def resume(source, step, name, devices):
+        target = tmp_path / name
+        (target / "checkpoints").mkdir(parents=True)
+        shutil.copytree(source / "checkpoints" / str(step), target / "checkpoints" / str(step))
+        shutil.copy(source / "metrics.jsonl", target / "metrics.jsonl")
+        run_cli(*args, f"--workdir={target}", devices=devices)
+        return target
+
+    four = resume(tmp_path / "eight", 50, "four", devices=4)
+    one = resume(four, 100, "one", devices=1)
+    for run, after in ((four, 50), (one, 100)):
+        losses = _train_losses(run, after)
+        assert losses.keys() == {s: 0 for s in reference if s > after}.keys()
+        for step, loss in losses.items():
+            assert loss == pytest.approx(reference[step], rel=1e-6), (run.name, step)
+
+
+def _free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(mnist_split, tmp_path):
+    args = _args(steps=100, every=50)
+    run_cli(*args, f"--workdir={tmp_path / 'one'}", devices=2)
+    address = f"127.0.0.1:{_free_port()}"
+    procs = [
+        _start(
+            [
+                *args,
+                f"--config.distributed.coordinator_address={address}",
+                "--config.distributed.num_processes=2",
+                f"--config.distributed.process_id={i}",
+            ],
+            tmp_path / "two",
+            devices=1,
+        )
+        for i in range(2)
+    ]
+    try:
+        results = [p.communicate(timeout=400) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    for p, (_, err) in zip(procs, results):
+        assert p.returncode == 0, err[-3000:]
+    one, two = _train_losses(tmp_path / "one"), _train_losses(tmp_path / "two")
+    assert one.keys() == two.keys() and len(one) == 10
+    for step in one:
+        assert two[step] == pytest.approx(one[step], rel=1e-6), step
+    assert "test error" in results[0][0]

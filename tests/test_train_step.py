@@ -1,0 +1,136 @@
+"""The train step's options, each against its definition: bfloat16, remat, gradient accumulation,
+EMA, label smoothing; and the checkpoint's best-k set and data position."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+from conftest import ROOT
+
+from jaxcnn import config_lib, losses, optim, sharding
+from jaxcnn.checkpoint import load_best
+from jaxcnn.metric_writer import read_metrics
+from jaxcnn.train import create_model, init_state, train_and_evaluate, train_step
+
+
+def _config(model="lenet5_modern", **overrides):
+    config = config_lib.load_config(str(ROOT / "configs" / "mnist_convnet.py"))
+    config.model.name = model
+    config.batch_size = 8
+    config.input.image_size = 32
+    config.update_from_flattened_dict(overrides)
+    return config
+
+
+def _setup(config, size=32, channels=1, num_classes=10):
+    mesh = sharding.create_mesh(config.mesh.model)
+    model = create_model(config, num_classes)
+    tx = optim.create_optimizer(config, optim.create_schedule(config, 100, 100))
+    state = init_state(model, tx, config, mesh, (size, size, channels))
+    rng = np.random.default_rng(0)
+    batch = {
+        "image": rng.normal(size=(config.batch_size, size, size, channels)).astype(np.float32),
+        "label": rng.integers(0, num_classes, config.batch_size).astype(np.int32),
+    }
+    step = jax.jit(lambda s, b: train_step(model, tx, config, s, b))
+    return model, state, sharding.shard_batch(batch, mesh), step
+
+
+def _grads(model, config, state, batch):
+    def loss_fn(params):
+        variables = (
+            {"params": params, "batch_stats": state.batch_stats} if state.batch_stats else {"params": params}
+        )
+        logits, _ = model.apply(variables, batch["image"], train=True, mutable=["batch_stats"])
+        return losses.classification_loss(logits, batch["label"], config.loss).mean()
+
+    return jax.grad(loss_fn)(state.params)
+
+
+def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
+    f32 = _config()
+    bf16 = _config(precision="bfloat16")
+    _, state32, batch, step32 = _setup(f32)
+    model16, state16, _, step16 = _setup(bf16)
+    hidden = model16.apply(
+        {"params": state16.params}, batch["image"], train=False, capture_intermediates=True
+    )
+    dtypes = {leaf.dtype for leaf in jax.tree.leaves(hidden[1]["intermediates"])}
+    assert jnp.dtype(jnp.bfloat16) in dtypes  # the activations are bf16 ...
+    new16, m16 = step16(state16, batch)
+    new32, m32 = step32(state32, batch)
+    for tree in (new16.params, new16.opt_state):  # ... the parameters and optimizer state are not
+        assert {x.dtype for x in jax.tree.leaves(tree) if x.ndim} == {jnp.dtype(jnp.float32)}
+    assert float(m16["loss"]) == pytest.approx(float(m32["loss"]), rel=2e-2)
+    assert float(m16["loss"]) != float(m32["loss"])  # it really computed in another precision
+
+
+def test_remat_gives_the_same_step_with_less_memory():
+    plain, remat = _config("resnet18"), _config("resnet18", remat="convs")
+    _, state, batch, step_plain = _setup(plain, size=32, channels=3)
+    _, _, _, step_remat = _setup(remat, size=32, channels=3)
+    memory = [
+        f.lower(state, batch).compile().memory_analysis().temp_size_in_bytes for f in (step_plain, step_remat)
+    ]
+    a, _ = step_plain(jax.tree.map(jnp.copy, state), batch)
+    b, _ = step_remat(state, batch)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, b.params)
+    assert memory[1] < memory[0], memory
+
+
+def test_gradient_accumulation_equals_the_full_batch():
+    # lenet5_modern has no BatchNorm or dropout, so k micro-batches give the full batch's gradient.
+    one, two = _config(), _config(grad_accum_steps=2)
+    _, state, batch, step_one = _setup(one)
+    _, _, _, step_two = _setup(two)
+    a, ma = step_one(jax.tree.map(jnp.copy, state), batch)
+    b, mb = step_two(state, batch)
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-7), a.params, b.params)
+    assert float(ma["loss"]) == pytest.approx(float(mb["loss"]), rel=1e-6)
+
+
+def test_ema_follows_its_recurrence():
+    config = _config(ema_decay=0.9)
+    _, state, batch, step = _setup(config)
+    expected = state.params
+    for _ in range(3):
+        state, _ = step(state, batch)
+        expected = jax.tree.map(lambda e, p: 0.9 * e + 0.1 * p, expected, state.params)
+    jax.tree.map(
+        lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-6, atol=1e-7), state.ema_params, expected
+    )
+    assert not np.allclose(jax.tree.leaves(state.ema_params)[0], jax.tree.leaves(state.params)[0])
+
+
+def test_label_smoothing_is_cross_entropy_with_smoothed_targets():
+    config = _config(**{"loss.label_smoothing": 0.1})
+    logits = jnp.asarray(np.random.default_rng(1).normal(size=(4, 10)), jnp.float32)
+    labels = jnp.asarray([0, 3, 9, 3])
+    got = losses.classification_loss(logits, labels, config.loss)
+    target = 0.9 * jax.nn.one_hot(labels, 10) + 0.01
+    want = -(target * jax.nn.log_softmax(logits)).sum(-1)
+    np.testing.assert_allclose(got, want, rtol=1e-6)
+    plain = optax.softmax_cross_entropy_with_integer_labels(logits, labels)
+    assert not np.allclose(got, plain)
+
+
+def test_keep_best_keeps_the_lowest_evaluations(mnist_split, tmp_path):
+    config = _config(num_train_steps=50, eval_every_steps=10, checkpoint_every_steps=25, log_every_steps=10)
+    config.dataset.train_split = "test"  # the prepared MNIST test split keeps this fast
+    config.checkpoint.keep_best = 2
+    train_and_evaluate(config, str(tmp_path))
+    errors = {r["step"]: r["eval/top1_error"] for r in read_metrics(str(tmp_path)) if "eval/top1_error" in r}
+    kept = sorted(int(p.name) for p in (tmp_path / "best").iterdir() if p.name.isdigit())
+    assert kept == sorted(sorted(errors, key=lambda s: (errors[s], s))[:2])
+    best = min(errors, key=errors.get)
+    assert int(load_best(str(tmp_path))["step"]) == best
+
+
+def test_resuming_with_another_batch_size_is_refused(mnist_split, tmp_path):
+    config = _config(num_train_steps=10, eval_every_steps=10, checkpoint_every_steps=10, log_every_steps=10)
+    config.dataset.train_split = "test"
+    train_and_evaluate(config, str(tmp_path))
+    config.batch_size, config.num_train_steps = 16, 20
+    with pytest.raises(ValueError, match="written with batch_size=8 but this run has batch_size=16"):
+        train_and_evaluate(config, str(tmp_path))
