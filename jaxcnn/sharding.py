@@ -66,4 +66,4 @@ def param_sharding(tree, mesh: Mesh, min_size: int = 2**18):
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
     """Assembles each process's slice of the global batch into one global, sharded jax.Array."""
     sharding = batch_sharding(mesh)
-    return {k: jax.make_array_from_process_local_data(sharding, v) for k, v in batch.items()}
+    return jax.tree.map(lambda v: jax.make_array_from_process_local_data(sharding, v), batch)

@@ -121,7 +121,7 @@ BAD = [
     ({"eval_batch_size": 999}, ValueError, "config.eval_batch_size=999 does not divide over the 2 devices"),
     ({"mesh.model": 3}, ValueError, "config.mesh.model=3 does not divide the 2 devices; use one of [1, 2]"),
     ({"mesh.model": 0}, ValueError, "config.mesh.model must be a positive number, got 0"),
-    ({"mesh.model": 2, "batch_size": 33}, ValueError, "batch_size=33 does not divide over the 1 devices"),
+    ({"mesh.model": 2.5}, ValueError, "config.mesh.model must be a positive number, got 2.5"),
     ({"optimizer.name": "adamw"}, ValueError, "optimizer.name='adamw'"),
     ({"loss.name": "hinge"}, ValueError, "loss.name='hinge'"),
     ({"precision": "float16"}, ValueError, "config.precision='float16'; allowed: float32, bfloat16"),

@@ -138,7 +138,7 @@ def train_batches(
 
 
 def eval_batches(
-    split: Split, config, *, process_index: int = 0, process_count: int = 1
+    split: Split, config, *, protocol: str = "center", process_index: int = 0, process_count: int = 1
 ) -> Iterator[dict[str, np.ndarray]]:
     """Yields the whole split once in this process's share of padded global eval batches.
 
@@ -158,7 +158,9 @@ def eval_batches(
     batches = ds.as_numpy_iterator()
     for _ in range(math.ceil(split.num_examples / global_batch)):
         image, label = next(batches, (None, None))
-        yield _pad(image, label, local_batch, shape=(size, size, channels))
+        padded = _pad(image, label, local_batch, shape=(size, size, channels))
+        padded["views"] = (padded.pop("image")[:, None],)
+        yield padded
 
 
 def _pad(image, label, batch: int, shape) -> dict[str, np.ndarray]:

@@ -1,0 +1,1 @@
+PROTOCOLS = ("center", "ten_crop", "multi_scale", "crops144")
