@@ -93,7 +93,7 @@ def open_split(
     if num_examples == 0:
         raise ValueError(f"split {split!r} of {dataset_name!r} is empty")
     image = builder.info.features["image"]
-    shape, dtype = tuple(image.shape), image.dtype
+    shape, dtype = tuple(image.shape), image.np_dtype
     _check_image_spec(shape, dtype, f"dataset {dataset_name!r}")
     return Split(
         builder=builder,
