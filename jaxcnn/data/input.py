@@ -176,7 +176,9 @@ def _absolute_range(split: Split) -> tuple[str, int, int]:
     if len(instructions) != 1:
         raise ValueError(f"split {split.split!r} joins several splits; streaming reads one split or slice")
     (inst,) = instructions
-    return inst.splitname, inst.from_, inst.to
+    # TFDS writes a slice's start 0 and end N (the split's size) as None.
+    stop = split.builder.info.splits[inst.splitname].num_examples if inst.to is None else inst.to
+    return inst.splitname, inst.from_ or 0, stop
 
 
 def shard_ranges(start: int, stop: int, count: int) -> list[tuple[int, int]]:
