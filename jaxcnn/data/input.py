@@ -39,6 +39,7 @@ DEFAULTS = {
     "input.train_augment": "none",  # a recipe of augment.PRESETS
     "input.extra_augment": "",  # extra pixel ops, e.g. "rotate(10),shift(0.1),vflip,noise(0.05),blur(1.0)"
     "input.num_shards": 64,  # ranges of a streamed split; a multiple of the process count
+    "input.threads": 0,  # tf.data's threads for this pipeline; 0: TensorFlow's default (all cores)
     "eval.protocol": "center",  # one of views.PROTOCOLS
     "eval.crop_ratio": 0.875,  # centre crop S of shorter side S / ratio: 224/256; 299/342 is 0.874
     "eval.scales": (224, 256, 384, 480, 640),  # multi_scale's shorter sides
@@ -148,7 +149,7 @@ def train_batches(
 
         ds = ds.map(prepare, num_parallel_calls=tf.data.AUTOTUNE)
         ds = ds.batch(local_batch, drop_remainder=True).prefetch(tf.data.AUTOTUNE)
-        for image, label in _checked(ds, split):
+        for image, label in _checked(_with_threads(ds, config), split):
             yield {"image": image, "label": label}
         epoch, skip = epoch + 1, 0
 
@@ -264,7 +265,7 @@ def eval_batches(
         ds = ds.map(lambda _i, xy: xy)
         num_batches = math.ceil(split.num_examples / global_batch)
     ds = ds.map(lambda raw, label: (make_views(load(raw)), label), num_parallel_calls=tf.data.AUTOTUNE)
-    batches = _checked(ds.batch(local_batch).prefetch(tf.data.AUTOTUNE), split)
+    batches = _checked(_with_threads(ds.batch(local_batch).prefetch(tf.data.AUTOTUNE), config), split)
     for _ in range(num_batches):
         group, label = next(batches, (None, None))
         batch = _pad(group, label, local_batch, shapes)
@@ -282,6 +283,17 @@ def _pad(group, label, batch: int, shapes) -> dict:
     mask[:n] = 1.0
     padded = tuple(np.pad(v, [(0, batch - n)] + [(0, 0)] * (v.ndim - 1)) for v in group)
     return {"views": padded, "label": np.pad(label, (0, batch - n)), "mask": mask}
+
+
+def _with_threads(ds, config):
+    import tensorflow as tf
+
+    threads = option(config, "input.threads")
+    if not threads:
+        return ds
+    options = tf.data.Options()
+    options.threading.private_threadpool_size = threads
+    return ds.with_options(options)
 
 
 def _checked(ds, split: Split):
