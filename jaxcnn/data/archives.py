@@ -94,10 +94,11 @@ def prepare_imagenet2012(manual_dir: str | os.PathLike, data_dir: str | None = N
     import tensorflow_datasets as tfds
 
     manual_dir = Path(manual_dir)
+    # TFDS's builder reads the validation labels whether or not it writes the train split only.
     missing = [t for t in IMAGENET_TARS if not (manual_dir / t).is_file()]
-    if len(missing) == len(IMAGENET_TARS):
+    if missing:
         raise FileNotFoundError(
-            f"neither {' nor '.join(IMAGENET_TARS)} is in {manual_dir}; download them from "
+            f"{' and '.join(missing)} not in {manual_dir}; download the ILSVRC2012 tars from "
             "https://image-net.org (registration required) and place them there"
         )
     builder = tfds.builder("imagenet2012", data_dir=data_dir)
