@@ -164,6 +164,15 @@ def test_empty_and_missing_splits_and_folders(tmp_path):
         input_lib.open_split("image_folder", "train")
 
 
+def test_a_dataset_with_unusable_images_is_rejected_when_opened():
+    from jaxcnn.data import datasets
+
+    datasets.check_image_spec((28, 28, 1), np.uint8, "dataset 'mnist'")  # fine
+    for shape, dtype in (((28, 28), np.uint8), ((32, 32, 4), np.uint8), ((32, 32, 3), np.float32)):
+        with pytest.raises(ValueError, match=r"dataset 'x' has images of shape .* expected uint8 \(height"):
+            datasets.check_image_spec(shape, dtype, "dataset 'x'")
+
+
 def test_mnist_eval_views_match_the_trainers_batches(mnist_split):
     config = data_config("mnist", eval_batch=250)
     config.input.image_size, config.input.normalize = 32, "lecun"

@@ -94,7 +94,7 @@ def open_split(
         raise ValueError(f"split {split!r} of {dataset_name!r} is empty")
     image = builder.info.features["image"]
     shape, dtype = tuple(image.shape), image.np_dtype
-    _check_image_spec(shape, dtype, f"dataset {dataset_name!r}")
+    check_image_spec(shape, dtype, f"dataset {dataset_name!r}")
     return Split(
         builder=builder,
         split=split,
@@ -107,7 +107,8 @@ def open_split(
     )
 
 
-def _check_image_spec(shape: tuple, dtype, what: str) -> None:
+def check_image_spec(shape: tuple, dtype, what: str) -> None:
+    """Raises ValueError unless a dataset's image feature is uint8 (H, W, C) with 1 or 3 channels."""
     import tensorflow as tf
 
     if len(shape) != 3 or shape[-1] not in (1, 3) or tf.as_dtype(dtype) != tf.uint8:
