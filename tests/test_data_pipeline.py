@@ -142,7 +142,7 @@ def test_cifar_training_with_its_augmentation(fake_cifar10):  # noqa: F811
 def test_an_unreadable_file_is_reported_with_its_path(tmp_path, image_folder):  # noqa: F811
     root = tmp_path / "folder"
     shutil.copytree(image_folder, root)
-    bad = root / "test" / "dog" / "002.jpg"
+    bad = root / "test" / "dog" / "dog_002.jpg"
     bad.write_bytes(b"this is not an image")
     config = data_config("image_folder", eval_batch=4)
     config.dataset.folder = str(root)

@@ -47,6 +47,15 @@ def test_real_cifar10_builder_reads_the_fake_archive(fake_cifar10):  # noqa: F81
         assert ours == sorted((image.tobytes(), label) for label, image in records[split])
 
 
+def test_real_imagenette_builder_reads_the_fake_archive(tmp_path):
+    fake.write_imagenette(tmp_path / "raw", per_class=2)
+    archives.prepare_from_archive("imagenette", tmp_path / "raw", str(tmp_path / "tfds"), verify=False)
+    train = input_lib.open_split("imagenette", "train", str(tmp_path / "tfds"))
+    val = input_lib.open_split("imagenette", "validation", str(tmp_path / "tfds"))
+    assert (train.num_examples, val.num_examples, train.num_classes) == (20, 10, 10)
+    assert train.encoded and input_lib.MEAN_STD["imagenette"] == input_lib.MEAN_STD["imagenet2012"]
+
+
 def test_an_archive_that_is_not_tfds_s_is_rejected(tmp_path):
     fake.write_cifar(tmp_path / "raw", "cifar10", num_train=5, num_test=5)
     with pytest.raises(ValueError, match="cifar-10-binary.tar.gz: SHA-256 is not .*c4a38c50"):

@@ -98,9 +98,14 @@ def write_ilsvrc2012(
 
 
 def write_image_folder(
-    root: str | Path, splits=(("train", 6), ("test", 5)), labels=("cat", "dog"), size=(40, 56), seed: int = 0
+    root: str | Path,
+    splits=(("train", 6), ("test", 5)),
+    labels=("cat", "dog"),
+    size=(40, 56),
+    seed: int = 0,
+    suffix: str = ".jpg",
 ) -> Path:
-    """Writes root/split/label/NNN.jpg: for each (split, n), n images per label."""
+    """Writes root/split/label/label_NNN.jpg: for each (split, n), n images per label."""
     rng = np.random.default_rng(seed)
     root = Path(root)
     for split, count in splits:
@@ -108,7 +113,7 @@ def write_image_folder(
             folder = root / split / label
             folder.mkdir(parents=True, exist_ok=True)
             for k, (h, w) in enumerate(_sizes(rng, count, size)):
-                (folder / f"{k:03d}.jpg").write_bytes(jpeg_bytes(random_image(rng, h, w)))
+                (folder / f"{label}_{k:03d}{suffix}").write_bytes(jpeg_bytes(random_image(rng, h, w)))
     return root
 
 
@@ -161,6 +166,19 @@ def write_cifar(out_dir: str | Path, name: str = "cifar10", num_train: int = 20,
             _add(tar, f"{folder}/{file}", "\n".join(f"class_{i}" for i in range(n)).encode() + b"\n")
     out.write_bytes(gzip.compress(raw.getvalue()))
     return out, records
+
+
+def write_imagenette(out_dir: str | Path, per_class: int = 2, seed: int = 0) -> Path:
+    """Writes imagenette2.tgz (imagenette2/{train,val}/<synset>/*.JPEG, TFDS's default config)."""
+    import tensorflow_datasets as tfds
+
+    synsets = tfds.core.tfds_path("image_classification/imagenette_labels.txt").read_text().split()
+    out_dir = Path(out_dir)
+    splits = (("train", per_class), ("val", 1))
+    tree = write_image_folder(out_dir / "tree" / "imagenette2", splits, synsets, seed=seed, suffix=".JPEG")
+    with tarfile.open(out_dir / "imagenette2.tgz", "w:gz") as tar:
+        tar.add(tree, arcname="imagenette2")
+    return out_dir / "imagenette2.tgz"
 
 
 def main(argv=None) -> int:
