@@ -1,27 +1,86 @@
-"""Device mesh and shardings: data parallelism over every device of every process."""
+"""Device mesh and shardings: data parallelism over every device, optional model (tensor) parallelism.
+
+The mesh has two axes, "data" (the batch is split over it) and "model" (large kernels are split over
+their output features on it). With model_parallel=1 (the default) this is plain data parallelism.
+"""
 
 from __future__ import annotations
 
+import math
+from typing import Any
+
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
+MODEL_AXIS = "model"
 
 
-def create_mesh() -> Mesh:
-    """A 1-D mesh named "data" over all devices (all processes)."""
-    return Mesh(np.asarray(jax.devices()), (DATA_AXIS,))
+def create_mesh(model_parallel: int = 1) -> Mesh:
+    """A ("data", "model") mesh of shape (device_count // model_parallel, model_parallel).
+
+    Spans the devices of all processes; jax.make_mesh orders them along the physical topology
+    (e.g. TPU rings), so the "model" axis gets the closest neighbours. The axes are Auto: XLA
+    propagates shardings from the arguments and the model's constraints.
+
+    Args:
+      model_parallel: devices per model replica (the "model" axis size); must divide the device count.
+
+    Returns:
+      The mesh.
+    """
+    count = jax.device_count()
+    if isinstance(model_parallel, bool) or not isinstance(model_parallel, int) or model_parallel < 1:
+        raise ValueError(f"model_parallel must be a positive int, got {model_parallel!r}")
+    if count % model_parallel:
+        raise ValueError(
+            f"model_parallel={model_parallel} does not divide the {count} devices; use a divisor of {count}"
+        )
+    return jax.make_mesh(
+        (count // model_parallel, model_parallel), (DATA_AXIS, MODEL_AXIS), axis_types=(AxisType.Auto,) * 2
+    )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) axis split over the data axis."""
+    """Leading (batch) axis split over the data axis (replicated over the model axis)."""
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """A copy of the whole array on every device."""
     return NamedSharding(mesh, P())
+
+
+def param_sharding(tree: Any, mesh: Mesh, min_size: int = 2**18) -> Any:
+    """Shardings for a tree of parameters, or of anything shaped like them (a TrainState).
+
+    The rule looks only at each array's shape, so it treats parameters and the optimizer's traces
+    of them (momentum, which share their shapes) alike, and scalars such as the step are kept
+    whole: an array with ndim >= 2 (a Dense or conv kernel) and at least `min_size` elements whose
+    last (output-feature) dim divides over the "model" axis is split along that dim; everything
+    else (biases, BatchNorm statistics, small kernels) is replicated. With a "model" axis of size 1
+    everything is replicated.
+
+    Args:
+      tree: a pytree of arrays or jax.ShapeDtypeStruct (e.g. jax.eval_shape of an init function).
+      mesh: a mesh from create_mesh.
+      min_size: the smallest kernel worth splitting (elements).
+
+    Returns:
+      A pytree of NamedSharding with the structure of `tree`.
+    """
+    model = mesh.shape.get(MODEL_AXIS, 1)
+
+    def spec(leaf) -> NamedSharding:
+        shape = np.shape(leaf)
+        split = (
+            model > 1 and len(shape) >= 2 and math.prod(shape) >= min_size and shape[-1] % model == 0
+        )
+        return NamedSharding(mesh, P(*(None,) * (len(shape) - 1), MODEL_AXIS) if split else P())
+
+    return jax.tree.map(spec, tree)
 
 
 def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
