@@ -86,9 +86,10 @@ class AlexNet(nn.Module):
       tower_axis: the mesh axis to place the towers on (None: one device). Then each tower's maps,
         filters and half of every fc layer live on their own device of that axis (size `towers`),
         and activations cross devices only where the towers communicate: into conv3 and into fc6,
-        fc7 and fc8. Needs a mesh with that axis in context (`with jax.set_mesh(mesh):` around the
-        jitted call); shard the kernels' last dim over it (sharding.param_sharding) to keep each
-        tower's parameters on its device only.
+        fc7 and fc8 (sharding constraints on the maps; the grouped convs run per device in a
+        shard_map, as XLA would otherwise gather them). Needs a mesh with that axis in context
+        (`with jax.set_mesh(mesh):` around the jitted call); shard the kernels' last dim over it
+        (sharding.param_sharding) to keep each tower's parameters on its device only.
     """
 
     layers: tuple[Any, ...] = ALEXNET_2012
@@ -153,10 +154,14 @@ class AlexNet(nn.Module):
             else:
                 features, kernel, stride, pad, groups = layer
                 n_conv += 1
-                x = place(x, split=groups == self.towers > 1)  # conv3: both towers' maps
+                local = groups == self.towers > 1  # conv2/4/5: each tower's own maps only
+                x = place(x, split=local)  # conv3: both towers' maps
+                on_towers = {}
+                if local and self.tower_axis:
+                    on_towers["conv_general_dilated"] = _tower_conv(self.tower_axis, self.towers)
                 x = conv(
                     features, (kernel, kernel), (stride, stride), [(pad, pad)] * 2,
-                    feature_group_count=groups, **self._init(f"conv{n_conv}"),
+                    feature_group_count=groups, **self._init(f"conv{n_conv}"), **on_towers,
                 )(x)  # fmt: skip
                 x = place(nn.relu(x), split=True)
 
@@ -183,6 +188,28 @@ class AlexNet(nn.Module):
         return _mean_over_positions(fc(len(self.hidden), self.num_classes, x))
 
 
+def _tower_conv(axis: str, towers: int):
+    """lax.conv_general_dilated for a conv grouped by tower, run on each tower's own device.
+
+    XLA's partitioner gathers the maps and filters of a grouped convolution split over devices;
+    inside this shard_map each device convolves its own tower's maps with its own tower's filters
+    (the kernel's output features split like the maps), so nothing crosses devices. No collective
+    is written here: the maps arrive split by the model's sharding constraints.
+    """
+    spec = P(None, None, None, axis)
+
+    def conv(lhs, rhs, window_strides, padding, *, feature_group_count, **kwargs):
+        def local(lhs, rhs):
+            groups = feature_group_count // towers
+            return jax.lax.conv_general_dilated(
+                lhs, rhs, window_strides, padding, feature_group_count=groups, **kwargs
+            )
+
+        return jax.shard_map(local, in_specs=(spec, spec), out_specs=spec, axis_names={axis})(lhs, rhs)
+
+    return conv
+
+
 def _mean_over_positions(x):
     """Dense evaluation's spatial average of a (N, H, W, C) map; (N, C) passes through."""
     return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
@@ -199,10 +226,11 @@ register_model(
     gmacs=0.714, small_input_size=63,
 )  # fmt: skip
 register_model(
-    "alexnet_2012", AlexNet, dict(layers=ALEXNET_2012),
+    "alexnet_2012", AlexNet, dict(layers=ALEXNET_2012, towers=2),
     num_params=60_965_224, input_size=(227, 227, 3), num_classes=1000, paper=KRIZHEVSKY_2012,
     notes="the two-GPU network as one graph: conv2/4/5 grouped (feature_group_count=2), conv3 and "
-    "the fc layers across both towers; LRN k=2 n=5 alpha=1e-4 beta=0.75 after ReLU of conv1/2; "
+    "the fc layers across both towers; tower_axis='model' places the towers on two devices (same "
+    "outputs). LRN k=2 n=5 alpha=1e-4 beta=0.75 after ReLU of conv1/2, within each tower's maps; "
     "max-pool 3x3/2 after lrn1, lrn2, conv5. 227x227 input (the paper's 224 does not give 55x55). "
     "Dropout on the outputs of fc6 and fc7 (Sec. 4.2). Errors: ILSVRC-2012 val, 1 CNN, 10 patches. "
     "Below 227 fc6 sees a smaller map (no adaptive pool, as the paper), so its shape changes.",
