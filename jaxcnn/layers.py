@@ -146,9 +146,11 @@ class DenseAsConv(nn.Conv):
 def dense_window(module: nn.Module, layer: str, x: jax.Array, window: tuple[int, int] | None):
     """The h x w window over which the first fc layer `layer` of `module` slides on x, or None.
 
-    None means "flatten x and apply the Dense layer as trained": at init, and whenever x's map is the
-    one the layer was built for. A map larger in both dims (and not equal) gives its (h, w) window:
-    the model is then evaluated densely (DenseAsConv, later fc layers per position, scores averaged).
+    None means "flatten x and apply the Dense layer as trained": whenever x's map is the one the
+    layer was built for, and at init when the model does not fix that map (the map at init then
+    defines it). A map larger in both dims (and not equal) gives its (h, w) window: the model is
+    then evaluated densely (DenseAsConv, later fc layers per position, scores averaged). Init on a
+    larger input with a fixed window takes the dense path too, creating the same parameters.
 
     Args:
       module: the model, bound (inside its compact __call__).
@@ -161,10 +163,11 @@ def dense_window(module: nn.Module, layer: str, x: jax.Array, window: tuple[int,
     Returns:
       (h, w), or None.
     """
-    if module.is_initializing():
-        return None
-    (height, width, channels), rows = x.shape[1:], module.variables["params"][layer]["kernel"].shape[0]
+    height, width, channels = x.shape[1:]
     if window is None:
+        if module.is_initializing():
+            return None
+        rows = module.variables["params"][layer]["kernel"].shape[0]
         side = math.isqrt(rows // channels)
         if side * side * channels != rows:
             if rows == height * width * channels:

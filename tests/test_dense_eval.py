@@ -157,6 +157,9 @@ def test_flatten_heads_native_size_unchanged_and_larger_sizes_dense(name, overri
         # ... and the logits are the score map averaged over positions (before any softmax).
         np.testing.assert_allclose(logits, scores.mean(axis=(1, 2)), rtol=1e-5, atol=1e-6)
     assert jax.tree.map(jnp.shape, params) == shapes
+    if model.adaptive_pool is not None:  # a fixed fc6 window: init on a larger input is the same
+        big_init = jax.jit(lambda x: model.init(jax.random.PRNGKey(1), x, train=False))(big)
+        jax.tree.map(np.testing.assert_array_equal, big_init, variables)
 
 
 @pytest.mark.parametrize(
