@@ -1,8 +1,10 @@
-"""Building blocks shared by the model families: BatchNorm defaults, LRN, squeeze-excite, drop-path."""
+"""Building blocks shared by the model families: BatchNorm defaults, LRN, squeeze-excite, drop-path,
+and the pieces of dense (fully-convolutional) evaluation."""
 
 from __future__ import annotations
 
 import functools
+import math
 
 import flax.linen as nn
 import jax
@@ -17,22 +19,30 @@ class LocalResponseNorm(nn.Module):
 
     b_c = a_c / (k + alpha * sum_{c' in window of n around c} a_{c'}^2) ** beta. The paper's
     constants (k=2, n=5, alpha=1e-4, beta=0.75) are the defaults; alpha multiplies the plain sum,
-    as in the paper (torchvision's LocalResponseNorm divides alpha by n).
+    as in the paper (torchvision's LocalResponseNorm divides alpha by n). With `groups` > 1 the
+    channels are that many contiguous groups normalised apart: the 2012 net's two towers each
+    normalise their own maps (each GPU held only its half, Sec. 3.5).
     """
 
     size: int = 5
     alpha: float = 1e-4
     beta: float = 0.75
     k: float = 2.0
+    groups: int = 1
 
     @nn.compact
     def __call__(self, x):
+        channels = x.shape[-1]
+        if channels % self.groups:
+            raise ValueError(f"LRN groups={self.groups} must divide the {channels} channels")
         squared = jnp.square(x.astype(jnp.float32))
+        if self.groups > 1:  # windows stay inside each group: a trailing (groups, channels / groups)
+            squared = squared.reshape(*x.shape[:-1], self.groups, channels // self.groups)
         half = self.size // 2
-        padded = jnp.pad(squared, [(0, 0)] * (x.ndim - 1) + [(half, self.size - 1 - half)])
+        padded = jnp.pad(squared, [(0, 0)] * (squared.ndim - 1) + [(half, self.size - 1 - half)])
         window = jax.lax.reduce_window(
-            padded, 0.0, jax.lax.add, (1,) * (x.ndim - 1) + (self.size,), (1,) * x.ndim, "VALID"
-        )
+            padded, 0.0, jax.lax.add, (1,) * (squared.ndim - 1) + (self.size,), (1,) * squared.ndim, "VALID"
+        ).reshape(x.shape)
         return (x / jnp.power(self.k + self.alpha * window, self.beta).astype(x.dtype)).astype(x.dtype)
 
 
@@ -102,3 +112,92 @@ def adaptive_avg_pool(x: jax.Array, output_size: tuple[int, int]) -> jax.Array:
         return jnp.concatenate(cells, axis=axis)
 
     return pool(pool(x, 1, output_size[0]), 2, output_size[1])
+
+
+class DenseAsConv(nn.Conv):
+    """A Dense layer on a flattened h x w x c map, applied as an h x w VALID convolution.
+
+    Dense evaluation (Simonyan & Zisserman 2015, Sec. 3.2: "the first FC layer is converted to a 7x7
+    conv. layer, the last two FC layers to 1x1 conv. layers"): on a map larger than the one fc6 was
+    trained on, its (h*w*c, out) kernel, reshaped to (h, w, c, out) (the row-major order in which
+    the map was flattened), slides over the map and gives one output vector per h x w window. The
+    parameters are the Dense layer's ("kernel" (h*w*c, out), "bias" (out,)), so one checkpoint
+    serves both forms. `kernel_size` is (h, w); stride 1, no padding.
+    """
+
+    @nn.compact
+    def __call__(self, inputs):
+        h, w = self.kernel_size
+        c = inputs.shape[-1]
+        kernel = self.param("kernel", self.kernel_init, (h * w * c, self.features), self.param_dtype)
+        bias = self.param("bias", self.bias_init, (self.features,), self.param_dtype)
+        inputs, kernel, bias = self.promote_dtype(inputs, kernel, bias, dtype=self.dtype)
+        y = jax.lax.conv_general_dilated(
+            inputs,
+            kernel.reshape(h, w, c, self.features),
+            (1, 1),
+            "VALID",
+            dimension_numbers=("NHWC", "HWIO", "NHWC"),
+            precision=self.precision,
+        )
+        return y + bias
+
+
+def dense_window(module: nn.Module, layer: str, x: jax.Array, window: tuple[int, int] | None):
+    """The h x w window over which the first fc layer `layer` of `module` slides on x, or None.
+
+    None means "flatten x and apply the Dense layer as trained": whenever x's map is the one the
+    layer was built for, and at init when the model does not fix that map (the map at init then
+    defines it). A map larger in both dims (and not equal) gives its (h, w) window: the model is
+    then evaluated densely (DenseAsConv, later fc layers per position, scores averaged). Init on a
+    larger input with a fixed window takes the dense path too, creating the same parameters.
+
+    Args:
+      module: the model, bound (inside its compact __call__).
+      layer: name of its first fc layer (a Dense on the flattened map), e.g. "fc6".
+      x: the (N, H, W, C) map before that layer.
+      window: the map the layer is built for when the model fixes it (an adaptive pool to this size
+        precedes it; maps smaller than it keep going through that pool); None reads it from the
+        layer's kernel, (h*w*C, out), as the square h = w = sqrt(rows / C).
+
+    Returns:
+      (h, w), or None.
+    """
+    height, width, channels = x.shape[1:]
+    if window is None:
+        if module.is_initializing():
+            return None
+        rows = module.variables["params"][layer]["kernel"].shape[0]
+        side = math.isqrt(rows // channels)
+        if side * side * channels != rows:
+            if rows == height * width * channels:
+                return None  # the (non-square) map it was initialised on
+            raise ValueError(
+                f"{layer} was built for a non-square map ({rows} inputs, {channels} channels); dense "
+                f"evaluation of a {height}x{width} map needs the square map it was initialised on"
+            )
+        window = (side, side)
+        if height < side or width < side:
+            raise ValueError(
+                f"{layer} was built for a {side}x{side} map, this input gives {height}x{width}: use "
+                "an input at least as large as the one the model was initialised with"
+            )
+    if (height, width) == tuple(window) or height < window[0] or width < window[1]:
+        return None
+    return tuple(window)
+
+
+def window_avg_pool(x: jax.Array, window: int) -> jax.Array:
+    """A fixed k x k average pool before a linear classifier, made dense; returns (N, C).
+
+    GoogLeNet's 7x7 and Inception's 8x8 pools cover the whole last map at the training size, where
+    this is the global mean (as before). On a larger map the window slides at stride 1 and the window
+    means are averaged: since the classifier after it is linear, that equals applying the classifier
+    at every window and averaging the class score map, which is what sliding the trained network over
+    the larger image gives (VGG's dense evaluation). It differs from the global mean only in weights:
+    border positions fall in fewer windows. A dim smaller than k is pooled whole.
+    """
+    kh, kw = min(window, x.shape[1]), min(window, x.shape[2])
+    if (kh, kw) == x.shape[1:3]:
+        return jnp.mean(x, axis=(1, 2))
+    return jnp.mean(nn.avg_pool(x, (kh, kw), (1, 1)), axis=(1, 2))

@@ -1,12 +1,19 @@
-"""Device mesh, shardings and multi-host initialisation."""
+"""Device mesh, shardings and multi-host start: data parallelism over every device of every process,
+optional model (tensor) parallelism.
+
+The mesh has two axes, "data" (the batch is split over it) and "model" (large kernels are split over
+their output features on it). With model_parallel=1 (the default) this is plain data parallelism.
+"""
 
 from __future__ import annotations
 
+import math
 import os
+from typing import Any
 
 import jax
 import numpy as np
-from jax.sharding import Mesh, NamedSharding
+from jax.sharding import AxisType, Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 DATA_AXIS = "data"
@@ -30,40 +37,79 @@ def initialize_distributed(
         )
         return True
     env = os.environ
-    if env.get("JAX_COORDINATOR_ADDRESS") or "SLURM_NTASKS" in env and int(env["SLURM_NTASKS"]) > 1:
-        jax.distributed.initialize()
-        return True
-    if env.get("TPU_WORKER_HOSTNAMES", "localhost") not in ("", "localhost"):  # a multi-host TPU slice
+    multi_slurm = int(env.get("SLURM_NTASKS", "1")) > 1
+    multi_tpu = env.get("TPU_WORKER_HOSTNAMES", "localhost") not in ("", "localhost")
+    if env.get("JAX_COORDINATOR_ADDRESS") or multi_slurm or multi_tpu:
         jax.distributed.initialize()
         return True
     return False
 
 
 def create_mesh(model_parallel: int = 1) -> Mesh:
-    """A ("data", "model") mesh over all devices of all processes; "model" has `model_parallel`."""
-    devices = jax.devices()
-    if model_parallel < 1 or len(devices) % model_parallel:
-        raise ValueError(f"model_parallel={model_parallel} does not divide the {len(devices)} devices")
-    grid = np.asarray(devices).reshape(len(devices) // model_parallel, model_parallel)
-    return Mesh(grid, (DATA_AXIS, MODEL_AXIS))
+    """A ("data", "model") mesh of shape (device_count // model_parallel, model_parallel).
+
+    Spans the devices of all processes; jax.make_mesh orders them along the physical topology
+    (e.g. TPU rings), so the "model" axis gets the closest neighbours. The axes are Auto: XLA
+    propagates shardings from the arguments and the model's constraints.
+
+    Args:
+      model_parallel: devices per model replica (the "model" axis size); must divide the device count.
+
+    Returns:
+      The mesh.
+    """
+    count = jax.device_count()
+    if isinstance(model_parallel, bool) or not isinstance(model_parallel, int) or model_parallel < 1:
+        raise ValueError(f"model_parallel must be a positive int, got {model_parallel!r}")
+    if count % model_parallel:
+        raise ValueError(
+            f"model_parallel={model_parallel} does not divide the {count} devices; use a divisor of {count}"
+        )
+    return jax.make_mesh(
+        (count // model_parallel, model_parallel), (DATA_AXIS, MODEL_AXIS), axis_types=(AxisType.Auto,) * 2
+    )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:
-    """Leading (batch) axis split over the data axis."""
+    """Leading (batch) axis split over the data axis (replicated over the model axis)."""
     return NamedSharding(mesh, P(DATA_AXIS))
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
+    """A copy of the whole array on every device."""
     return NamedSharding(mesh, P())
 
 
-def param_sharding(tree, mesh: Mesh, min_size: int = 2**18):
-    """Shardings for a tree of arrays (or ShapeDtypeStructs) over `mesh`: replicated for now."""
-    del min_size
-    return jax.tree.map(lambda _: replicated(mesh), tree)
+def param_sharding(tree: Any, mesh: Mesh, min_size: int = 2**18) -> Any:
+    """Shardings for a tree of parameters, or of anything shaped like them (a TrainState).
+
+    The rule looks only at each array's shape, so it treats parameters and the optimizer's traces
+    of them (momentum, which share their shapes) alike, and scalars such as the step are kept
+    whole: an array with ndim >= 2 (a Dense or conv kernel) and at least `min_size` elements whose
+    last (output-feature) dim divides over the "model" axis is split along that dim; everything
+    else (biases, BatchNorm statistics, small kernels) is replicated. With a "model" axis of size 1
+    everything is replicated.
+
+    Args:
+      tree: a pytree of arrays or jax.ShapeDtypeStruct (e.g. jax.eval_shape of an init function).
+      mesh: a mesh from create_mesh.
+      min_size: the smallest kernel worth splitting (elements).
+
+    Returns:
+      A pytree of NamedSharding with the structure of `tree`.
+    """
+    model = mesh.shape.get(MODEL_AXIS, 1)
+
+    def spec(leaf) -> NamedSharding:
+        shape = np.shape(leaf)
+        split = model > 1 and len(shape) >= 2 and math.prod(shape) >= min_size and shape[-1] % model == 0
+        return NamedSharding(mesh, P(*(None,) * (len(shape) - 1), MODEL_AXIS) if split else P())
+
+    return jax.tree.map(spec, tree)
 
 
-def shard_batch(batch: dict[str, np.ndarray], mesh: Mesh) -> dict[str, jax.Array]:
-    """Assembles each process's slice of the global batch into one global, sharded jax.Array."""
+def shard_batch(batch, mesh: Mesh):
+    """Assembles each process's slice of every array of the global batch (a dict, possibly holding
+    tuples of view groups) into one global jax.Array split over the data axis."""
     sharding = batch_sharding(mesh)
     return jax.tree.map(lambda v: jax.make_array_from_process_local_data(sharding, v), batch)

@@ -13,9 +13,11 @@ import functools
 from typing import Any
 
 import flax.linen as nn
+import jax
 import jax.numpy as jnp
+from jax.sharding import PartitionSpec as P
 
-from jaxcnn.layers import LocalResponseNorm, MaxPool, adaptive_avg_pool
+from jaxcnn.layers import DenseAsConv, LocalResponseNorm, MaxPool, adaptive_avg_pool, dense_window
 from jaxcnn.registry import register_model
 
 KRIZHEVSKY_2012 = (
@@ -59,12 +61,18 @@ ZFNET = (
 class AlexNet(nn.Module):
     """Convolutions, LRN and overlapping max-pools, then fc6 and fc7 (ReLU, dropout) and fc8.
 
+    On inputs larger than the ones fc6 was built for, the model is evaluated densely (Simonyan &
+    Zisserman 2015, Sec. 3.2): fc6 slides over the last map as a convolution (layers.DenseAsConv, same
+    parameters), fc7 and fc8 act at every position, and the class score map (logits) is averaged
+    over positions; `features_only` averages the fc7 map likewise.
+
     Attributes:
       layers: the feature extractor, a layer table as ALEXNET_2012 above.
       ceil_pool: pool in ceil mode (the last window may hang over the bottom/right edge, as in Caffe);
         floor mode (unpadded windows only) otherwise.
       adaptive_pool: average-pool the last map to this (h, w) before fc6, as torchvision does, so
-        inputs smaller than the paper's also work; None feeds the map to fc6 as it is.
+        inputs smaller than the paper's also work; None feeds the map to fc6 as it is. Maps larger
+        than (h, w) are evaluated densely instead.
       hidden: widths of fc6 and fc7.
       dropout_rate: dropout probability; 0 disables it.
       dropout_on: "outputs" drops the outputs of fc6 and fc7 (Sec. 4.2: "the first two
@@ -72,6 +80,16 @@ class AlexNet(nn.Module):
       weight_std: initial weights are N(0, weight_std^2) (Sec. 5: 0.01).
       one_bias: layers whose biases start at 1 (Sec. 5: conv2, conv4, conv5 and the hidden fc
         layers, to give the ReLUs positive inputs early on); all other biases start at 0.
+      towers: the columns of the network (Sec. 3.5: 2, one per GPU). Every layer's output maps are
+        the towers' contiguous slices; a conv whose `groups` equals `towers` sees only its own
+        tower's maps, the other layers (conv3, the fc layers) see both; LRN normalises within a tower.
+      tower_axis: the mesh axis to place the towers on (None: one device). Then each tower's maps,
+        filters and half of every fc layer live on their own device of that axis (size `towers`),
+        and activations cross devices only where the towers communicate: into conv3 and into fc6,
+        fc7 and fc8 (sharding constraints on the maps; the grouped convs run per device in a
+        shard_map, as XLA would otherwise gather them). Needs a mesh with that axis in context
+        (`with jax.set_mesh(mesh):` around the jitted call); shard the kernels' last dim over it
+        (sharding.param_sharding) to keep each tower's parameters on its device only.
     """
 
     layers: tuple[Any, ...] = ALEXNET_2012
@@ -82,6 +100,8 @@ class AlexNet(nn.Module):
     dropout_on: str = "outputs"
     weight_std: float = 0.01
     one_bias: tuple[str, ...] = ("conv2", "conv4", "conv5", "fc6", "fc7")
+    towers: int = 1
+    tower_axis: str | None = None
     num_classes: int = 1000
     dtype: Any = jnp.float32
 
@@ -96,12 +116,33 @@ class AlexNet(nn.Module):
             pads = tuple((0, -(-(n - 3) // 2) * 2 + 3 - n) for n in x.shape[1:3])
         return MaxPool(3, 2, pads, name=name)(x)
 
+    def _placement(self):
+        """place(x, split): x's maps split over the towers' devices, or whole on each (an exchange)."""
+        if self.tower_axis is None:
+            return lambda x, split: x
+        if self.towers < 2:
+            raise ValueError(f"tower_axis={self.tower_axis!r} needs towers >= 2, got towers={self.towers}")
+        mesh = jax.sharding.get_abstract_mesh()
+        if mesh.shape.get(self.tower_axis) != self.towers:
+            raise ValueError(
+                f"tower_axis={self.tower_axis!r} needs a mesh in context (`with jax.set_mesh(mesh):`) "
+                f"whose {self.tower_axis!r} axis has {self.towers} devices; got mesh axes {dict(mesh.shape)}"
+            )
+
+        def place(x, split):
+            # The batch keeps whatever data-parallel sharding it has; only the maps are placed.
+            spec = P(P.UNCONSTRAINED, *(None,) * (x.ndim - 2), self.tower_axis if split else None)
+            return jax.lax.with_sharding_constraint(x, spec)
+
+        return place
+
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         if self.dropout_on not in ("outputs", "inputs"):
             raise ValueError(f"dropout_on must be 'outputs' or 'inputs', got {self.dropout_on!r}")
         conv = functools.partial(nn.Conv, dtype=self.dtype)
         dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
+        place = self._placement()
         x = x.astype(self.dtype)
         n_conv = n_lrn = 0
         for layer in self.layers:
@@ -109,28 +150,69 @@ class AlexNet(nn.Module):
                 x = self._pool(x, f"pool{n_conv}")  # pool1, pool2, pool5 as in the paper
             elif layer == "lrn":
                 n_lrn += 1
-                x = LocalResponseNorm(name=f"lrn{n_lrn}")(x)
+                x = LocalResponseNorm(groups=self.towers, name=f"lrn{n_lrn}")(x)
             else:
                 features, kernel, stride, pad, groups = layer
                 n_conv += 1
+                local = groups == self.towers > 1  # conv2/4/5: each tower's own maps only
+                x = place(x, split=local)  # conv3: both towers' maps
+                on_towers = {}
+                if local and self.tower_axis:
+                    on_towers["conv_general_dilated"] = _tower_conv(self.tower_axis, self.towers)
                 x = conv(
                     features, (kernel, kernel), (stride, stride), [(pad, pad)] * 2,
-                    feature_group_count=groups, **self._init(f"conv{n_conv}"),
+                    feature_group_count=groups, **self._init(f"conv{n_conv}"), **on_towers,
                 )(x)  # fmt: skip
-                x = nn.relu(x)
-        if self.adaptive_pool is not None:
-            x = adaptive_avg_pool(x, self.adaptive_pool)
-        x = x.reshape(x.shape[0], -1)
+                x = place(nn.relu(x), split=True)
+
+        x = place(x, split=False)  # fc6 sees both towers' maps
+        window = dense_window(self, f"fc{n_conv + 1}", x, self.adaptive_pool)
+        if window is None:
+            if self.adaptive_pool is not None:
+                x = adaptive_avg_pool(x, self.adaptive_pool)
+            x = x.reshape(x.shape[0], -1)
+
+        def fc(i, width, x):
+            # Every fc layer sees both towers' units and computes half of its own on each tower.
+            init = dict(dtype=self.dtype, **self._init(f"fc{n_conv + 1 + i}"))
+            layer = DenseAsConv(width, window, **init) if i == 0 and window else nn.Dense(width, **init)
+            return place(layer(place(x, split=False)), split=True)
+
         for i, width in enumerate(self.hidden):
             x = dropout(x) if self.dropout_on == "inputs" else x
-            x = nn.relu(nn.Dense(width, dtype=self.dtype, **self._init(f"fc{n_conv + 1 + i}"))(x))
+            x = nn.relu(fc(i, width, x))
             x = dropout(x) if self.dropout_on == "outputs" and i < len(self.hidden) - 1 else x
         if features_only:
-            return x
+            return _mean_over_positions(x)
         x = dropout(x) if self.dropout_on == "outputs" else x  # the output of the last hidden layer
-        return nn.Dense(
-            self.num_classes, dtype=self.dtype, **self._init(f"fc{n_conv + 1 + len(self.hidden)}")
-        )(x)
+        return _mean_over_positions(fc(len(self.hidden), self.num_classes, x))
+
+
+def _tower_conv(axis: str, towers: int):
+    """lax.conv_general_dilated for a conv grouped by tower, run on each tower's own device.
+
+    XLA's partitioner gathers the maps and filters of a grouped convolution split over devices;
+    inside this shard_map each device convolves its own tower's maps with its own tower's filters
+    (the kernel's output features split like the maps), so nothing crosses devices. No collective
+    is written here: the maps arrive split by the model's sharding constraints.
+    """
+    spec = P(None, None, None, axis)
+
+    def conv(lhs, rhs, window_strides, padding, *, feature_group_count, **kwargs):
+        def local(lhs, rhs):
+            groups = feature_group_count // towers
+            return jax.lax.conv_general_dilated(
+                lhs, rhs, window_strides, padding, feature_group_count=groups, **kwargs
+            )
+
+        return jax.shard_map(local, in_specs=(spec, spec), out_specs=spec, axis_names={axis})(lhs, rhs)
+
+    return conv
+
+
+def _mean_over_positions(x):
+    """Dense evaluation's spatial average of a (N, H, W, C) map; (N, C) passes through."""
+    return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
 
 
 register_model(
@@ -144,10 +226,11 @@ register_model(
     gmacs=0.714, small_input_size=63,
 )  # fmt: skip
 register_model(
-    "alexnet_2012", AlexNet, dict(layers=ALEXNET_2012),
+    "alexnet_2012", AlexNet, dict(layers=ALEXNET_2012, towers=2),
     num_params=60_965_224, input_size=(227, 227, 3), num_classes=1000, paper=KRIZHEVSKY_2012,
     notes="the two-GPU network as one graph: conv2/4/5 grouped (feature_group_count=2), conv3 and "
-    "the fc layers across both towers; LRN k=2 n=5 alpha=1e-4 beta=0.75 after ReLU of conv1/2; "
+    "the fc layers across both towers; tower_axis='model' places the towers on two devices (same "
+    "outputs). LRN k=2 n=5 alpha=1e-4 beta=0.75 after ReLU of conv1/2, within each tower's maps; "
     "max-pool 3x3/2 after lrn1, lrn2, conv5. 227x227 input (the paper's 224 does not give 55x55). "
     "Dropout on the outputs of fc6 and fc7 (Sec. 4.2). Errors: ILSVRC-2012 val, 1 CNN, 10 patches. "
     "Below 227 fc6 sees a smaller map (no adaptive pool, as the paper), so its shape changes.",

@@ -15,7 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool
+from jaxcnn.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool, window_avg_pool
 from jaxcnn.registry import register_model
 
 SZEGEDY_2015 = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -46,13 +46,18 @@ def max_pool_ceil(x, window: int, stride: int):
     return nn.max_pool(x, (window, window), (stride, stride), padding=pads)
 
 
-def global_avg_pool(x, input_shape):
-    """Mean over the spatial dims; a ValueError if the input was too small to leave any map."""
+def classifier_pool(x, input_shape, window: int):
+    """The k x k average pool before the classifier (Table 1's 7x7/1), dense on larger maps.
+
+    The global mean at the training size (the map is k x k) and below; on larger maps the mean of
+    the k x k windows at stride 1 (layers.window_avg_pool: the classifier's score map averaged).
+    A ValueError if the input was too small to leave any map.
+    """
     if 0 in x.shape[1:3]:
         raise ValueError(
             f"input of spatial size {input_shape[1:3]} is too small: the last feature map is empty"
         )
-    return jnp.mean(x, axis=(1, 2))
+    return window_avg_pool(x, window)
 
 
 class ConvUnit(nn.Module):
@@ -195,7 +200,7 @@ class GoogLeNet(nn.Module):
         x = max_pool_ceil(x, self.pool4_window, 2)
         x = inception(INCEPTION_V1["5a"], name="inception_5a")(x)
         x = inception(INCEPTION_V1["5b"], name="inception_5b")(x)
-        x = global_avg_pool(x, input_shape)  # the 7x7/1 average pool of Table 1 (7x7 at 224)
+        x = classifier_pool(x, input_shape, 7)  # Table 1's 7x7/1 average pool (7x7 map at 224)
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn.layers import BatchNorm
-from jaxcnn.models.googlenet import ConvUnit, global_avg_pool
+from jaxcnn.models.googlenet import ConvUnit, classifier_pool
 from jaxcnn.registry import register_model
 
 SZEGEDY_2016 = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"
@@ -212,7 +212,7 @@ class Inception3(nn.Module):
                 # Out of training the head is only initialised, on an empty batch (no MACs).
                 head = InceptionAux(self.num_classes, conv, norm, dense, name="AuxLogits")
                 aux = (head(x if train else x[:0]),)
-        x = global_avg_pool(x, input_shape)
+        x = classifier_pool(x, input_shape, 8)  # Table 1's 8x8 pool (the 8x8 map at 299)
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
@@ -321,7 +321,7 @@ class InceptionV4(nn.Module):
                 x = mixed(branches, **residual, name=f"inception_{letter}{i + 1}")(x)
             if reduction is not None:
                 x = mixed(reduction, name=f"reduction_{letter}")(x)
-        x = global_avg_pool(x, input_shape)
+        x = classifier_pool(x, input_shape, 8)  # Fig. 9 / 15: average pooling of the 8x8 map at 299
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

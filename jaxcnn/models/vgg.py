@@ -13,7 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool
+from jaxcnn.layers import BatchNorm, DenseAsConv, LocalResponseNorm, adaptive_avg_pool, dense_window
 from jaxcnn.registry import register_model
 
 SIMONYAN_2015 = "Simonyan, Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
@@ -44,8 +44,12 @@ class VGG(nn.Module):
       weight_init: "glorot" (Sec. 3.1: Glorot & Bengio's initialisation trains all configurations from
         scratch; biases 0) or "torchvision" (He normal fan_out convolutions, N(0, 0.01) fc layers,
         biases 0).
-      adaptive_pool: average-pool the last map to this (h, w) before fc6, as torchvision, so
-        inputs other than 224x224 work (the identity at 224); None flattens the map as it is.
+      adaptive_pool: average-pool a last map smaller than this (h, w) to it before fc6, as
+        torchvision, so small inputs work (the identity at 224); None flattens the map as it is.
+        Larger maps are evaluated densely (Sec. 3.2): fc6 slides over them as an h x w convolution
+        with its own parameters (layers.DenseAsConv), fc7/fc8 act at every position and the class
+        scores (logits, before any softmax) are averaged over positions; `features_only` averages
+        the fc7 map.
       hidden: widths of fc6 and fc7.
       dropout_rate: dropout on the outputs of fc6 and fc7 (Sec. 3.1); 0 disables it.
     """
@@ -89,16 +93,30 @@ class VGG(nn.Module):
                 x = conv(features, (kernel, kernel), name=f"conv{block}_{index}")(x)
                 x = norm(name=f"bn{block}_{index}")(x) if self.batch_norm else x
                 x = act(x)
-        if self.adaptive_pool is not None:
-            x = adaptive_avg_pool(x, self.adaptive_pool)
-        x = x.reshape(x.shape[0], -1)
+        window = dense_window(self, "fc6", x, self.adaptive_pool)
+        if window is None:
+            if self.adaptive_pool is not None:
+                x = adaptive_avg_pool(x, self.adaptive_pool)
+            x = x.reshape(x.shape[0], -1)
+        # Dense evaluation (Sec. 3.2): on a larger map fc6 is a 7x7 conv, fc7/fc8 act at every
+        # position (1x1 convs), and the class score map is averaged over positions.
+        fc6 = functools.partial(DenseAsConv, kernel_size=window, dtype=self.dtype, kernel_init=dense_init)
+
+        def fc(i, width, x):
+            return (fc6 if i == 0 and window else dense)(width, name=f"fc{6 + i}")(x)
+
         dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
         for i, width in enumerate(self.hidden):
-            x = act(dense(width, name=f"fc{6 + i}")(x))
+            x = act(fc(i, width, x))
             x = dropout(x) if i < len(self.hidden) - 1 else x
         if features_only:
-            return x
-        return dense(self.num_classes, name=f"fc{6 + len(self.hidden)}")(dropout(x))
+            return _mean_over_positions(x)
+        return _mean_over_positions(fc(len(self.hidden), self.num_classes, dropout(x)))
+
+
+def _mean_over_positions(x):
+    """Dense evaluation's spatial average of a (N, H, W, C) map (sum-pooling, Sec. 3.2); (N, C) as is."""
+    return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
 
 
 _NOTES = (
