@@ -204,26 +204,27 @@ def evaluate_checkpoint(
         raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
     train_split = input_lib.split_from_config(config, config.dataset.train_split)
     eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
-    model, tx, _, mesh, state = _build(config, train_split)
-    ckpt = checkpoint.Checkpointer(
-        workdir, config.checkpoint_every_steps, config.checkpoint.keep, 1, config.checkpoint.best_metric
-    )
-    state, position = ckpt.restore(state, best=which == "best")
-    ckpt.close()
-    if position is None:
-        raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
-    return int(state.step), evaluate_state(model, state, eval_split, config, mesh, protocols)
-
-
-def _build(config, train_split):
-    """Model, optimizer, schedule, mesh and the freshly initialised (sharded) state of a config."""
-    steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
     mesh = sharding.create_mesh(config.mesh.model)
+    with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
+        model, _, _, state = _build(config, train_split, mesh)
+        ckpt = checkpoint.Checkpointer(
+            workdir, config.checkpoint_every_steps, config.checkpoint.keep, 1, config.checkpoint.best_metric
+        )
+        state, position = ckpt.restore(state, best=which == "best")
+        ckpt.close()
+        if position is None:
+            raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
+        return int(state.step), evaluate_state(model, state, eval_split, config, mesh, protocols)
+
+
+def _build(config, train_split, mesh):
+    """Model, optimizer, schedule and the freshly initialised (sharded) state of a config."""
+    steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
     model = create_model(config, train_split.num_classes)
     schedule = optim.create_schedule(config, steps_per_epoch, num_steps)
     tx = optim.create_optimizer(config, schedule)
     state = init_state(model, tx, config, mesh, (config.input.image_size,) * 2 + (train_split.channels,))
-    return model, tx, schedule, mesh, state
+    return model, tx, schedule, state
 
 
 def data_position(config, split, step: int, steps_per_epoch: int) -> dict:
@@ -292,11 +293,16 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       FloatingPointError: when the training loss is not finite (nothing from that step is saved).
     """
     config_lib.validate(config)
+    mesh = sharding.create_mesh(config.mesh.model)
+    with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
+        return _train_and_evaluate(config, workdir, mesh)
+
+
+def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     train_split = input_lib.split_from_config(config, config.dataset.train_split)
     eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
     steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
-
-    model, tx, schedule, mesh, state = _build(config, train_split)
+    model, tx, schedule, state = _build(config, train_split, mesh)
 
     ckpt = checkpoint.Checkpointer(
         workdir,

@@ -134,3 +134,19 @@ def test_resuming_with_another_batch_size_is_refused(mnist_split, tmp_path):
     config.batch_size, config.num_train_steps = 16, 20
     with pytest.raises(ValueError, match="written with batch_size=8 but this run has batch_size=16"):
         train_and_evaluate(config, str(tmp_path))
+
+
+def test_a_model_axis_splits_big_kernels_and_changes_no_number():
+    data, model = _config("resnet18"), _config("resnet18", **{"mesh.model": 2})
+    _, state_d, batch_d, step_d = _setup(data, size=32, channels=3)
+    _, state_m, batch_m, step_m = _setup(model, size=32, channels=3)
+    kernel = state_m.params["layer4_1"]["conv2"]["kernel"]  # 3x3x512x512: split over "model"
+    assert kernel.sharding.shard_shape(kernel.shape) == (3, 3, 512, 256)
+    momentum = jax.tree.leaves(state_m.opt_state)
+    assert any(getattr(x, "shape", None) == kernel.shape and x.sharding == kernel.sharding for x in momentum)
+    a, ma = step_d(state_d, batch_d)
+    b, mb = step_m(state_m, batch_m)
+    assert float(ma["loss"]) == pytest.approx(
+        float(mb["loss"]), rel=1e-5
+    )  # the split kernels sum in another order
+    jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, b.params)
