@@ -182,9 +182,7 @@ def validate(config) -> None:
             f"config.loss.label_smoothing must be in [0, 1), got {config.loss.label_smoothing!r}"
         )
     if config.loss.label_smoothing and config.loss.name != "softmax_cross_entropy":
-        raise ValueError(
-            f"config.loss.label_smoothing applies to softmax_cross_entropy, not {config.loss.name!r}"
-        )
+        raise ValueError(f"config.loss.label_smoothing needs softmax_cross_entropy, not {config.loss.name!r}")
     positive("checkpoint.keep", config.checkpoint.keep)
     if config.checkpoint.keep_best < 0:
         raise ValueError(f"config.checkpoint.keep_best must be >= 0, got {config.checkpoint.keep_best!r}")

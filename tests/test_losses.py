@@ -10,7 +10,7 @@ from jaxcnn.losses import classification_loss
 
 
 def _cfg(name, j=0.0):
-    return ml_collections.ConfigDict({"name": name, "map_j": j})
+    return ml_collections.ConfigDict({"name": name, "map_j": j, "label_smoothing": 0.0})
 
 
 def test_cross_entropy_is_optax():
