@@ -18,17 +18,16 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
-ITEMS = ("state", "data")
 
-
-def _manager(directory: str, keep: int, best_metric: str | None = None) -> ocp.CheckpointManager:
+def _manager(directory: str, keep: int, best_metric: str | None = None, create: bool = True):
     options = ocp.CheckpointManagerOptions(
         max_to_keep=keep,
-        create=True,
+        create=create,
         best_fn=(lambda metrics: metrics[best_metric]) if best_metric else None,
         best_mode="min",
     )
-    return ocp.CheckpointManager(directory, options=options, item_names=ITEMS)
+    handlers = {"state": ocp.StandardCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
+    return ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
 
 
 def _save_args(state, data: dict) -> ocp.args.Composite:
@@ -70,11 +69,28 @@ class Checkpointer:
         for step in sorted(self.manager.all_steps(), reverse=True):
             try:
                 restored = self.manager.restore(step, args=args)
-            except Exception as e:  # noqa: BLE001 - any unreadable checkpoint: set it aside, go back one
+            except Exception as e:  # noqa: BLE001 - an unreadable checkpoint: set it aside, go back one
+                self._refuse_another_model(step, abstract)
                 self._set_aside(step, e)
                 continue
             return restored.state, dict(restored.data)
         return state, None
+
+    def _refuse_another_model(self, step: int, abstract) -> None:
+        """A readable checkpoint of other shapes is not corrupt: it belongs to another model or
+        optimizer (a changed config in the same workdir). Stop rather than set aside good work."""
+        try:
+            saved = self.manager.item_metadata(step)["state"]
+        except Exception:  # noqa: BLE001 - the metadata is unreadable too: the checkpoint is corrupt
+            return
+        shapes = lambda tree: sorted(tuple(x.shape) for x in jax.tree.leaves(tree))
+        if saved is not None and shapes(saved) != shapes(abstract):
+            theirs, ours = set(shapes(saved)), set(shapes(abstract))
+            raise ValueError(
+                f"checkpoint {step} in {self.workdir}/checkpoints holds another model or optimizer state "
+                f"(arrays of shapes {sorted(theirs - ours)[:3]} there, {sorted(ours - theirs)[:3]} here); "
+                f"use the config it was written with or a new --workdir"
+            )
 
     def _set_aside(self, step: int, error: Exception) -> None:
         path = os.path.join(self.workdir, "checkpoints", str(step))
@@ -117,7 +133,7 @@ def load_latest(workdir: str, subdir: str = "checkpoints") -> dict:
     """The latest checkpoint of a run (WORKDIR/checkpoints, or "best" for the best one) as plain
     arrays: {"step", "params", "batch_stats", "opt_state", "rng", "ema_params"}."""
     directory = os.path.join(os.path.abspath(workdir), subdir)
-    manager = ocp.CheckpointManager(directory, item_names=ITEMS)
+    manager = _manager(directory, keep=1_000_000, create=False)
     step = manager.latest_step()
     if step is None:
         raise FileNotFoundError(f"no checkpoint in {directory}")
@@ -127,7 +143,7 @@ def load_latest(workdir: str, subdir: str = "checkpoints") -> dict:
 def load_best(workdir: str, best_metric: str = "eval/top1_error") -> dict:
     """The checkpoint with the lowest `best_metric` among WORKDIR/best (kept by checkpoint.keep_best)."""
     directory = os.path.join(os.path.abspath(workdir), "best")
-    manager = _manager(directory, keep=1_000_000, best_metric=best_metric)
+    manager = _manager(directory, keep=1_000_000, best_metric=best_metric, create=False)
     step = manager.best_step()
     if step is None:
         raise FileNotFoundError(f"no best checkpoint in {directory} (set config.checkpoint.keep_best > 0)")

@@ -150,3 +150,14 @@ def test_a_model_axis_splits_big_kernels_and_changes_no_number():
         float(mb["loss"]), rel=1e-5
     )  # the split kernels sum in another order
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, b.params)
+
+
+def test_resuming_another_model_is_refused_and_keeps_its_checkpoints(mnist_split, tmp_path):
+    config = _config(num_train_steps=10, eval_every_steps=10, checkpoint_every_steps=10, log_every_steps=10)
+    config.dataset.train_split = "test"
+    train_and_evaluate(config, str(tmp_path))
+    config.model.name, config.num_train_steps = "lenet5", 20
+    with pytest.raises(ValueError, match="checkpoint 10 in .* holds another model or optimizer state"):
+        train_and_evaluate(config, str(tmp_path))
+    assert (tmp_path / "checkpoints" / "10" / "state").is_dir()
+    assert not (tmp_path / "corrupt_checkpoints").exists()
