@@ -38,6 +38,5 @@ def run_child(args: list[str], env: dict | None = None, timeout: float = 600) ->
     for line in reversed(done.stdout.splitlines()):
         if line.startswith("RESULT "):
             return json.loads(line[len("RESULT ") :])
-    raise RuntimeError(
-        f"{' '.join(args)} exited with {done.returncode} and no result:\n{done.stderr[-3000:]}"
-    )
+    reason = [ln for ln in done.stderr.splitlines() if ln.strip()][-1:] or ["(no output)"]
+    raise RuntimeError(f"{' '.join(args)} exited with {done.returncode}: {reason[0]}")

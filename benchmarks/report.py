@@ -104,14 +104,21 @@ def render(results: dict) -> str:
     fs = results.get("first_step")
     if fs:
         cold, warm = fs["cold"], fs["warm"]
+        size = "" if fs.get("image_size", "native") == "native" else f", {fs['image_size']}px"
+
+        def phases(launch):
+            return (
+                f"training starts at **{launch['start_s']:.1f} s**, first step done at "
+                f"{launch['first_step_s']:.1f} s (imports {launch['import_s']:.1f}, init_state "
+                f"{launch['init_s']:.1f}, first step {launch['step_s']:.1f}, a steady step "
+                f"{launch['second_step_s']:.1f})"
+            )
+
         lines += [
             "",
-            f"Time to first step, {fs['model']} at batch {fs['batch_size']} (a new process: imports, "
-            f"init_state, one train step): cold **{cold['first_step_s']:.1f} s** (imports "
-            f"{cold['import_s']:.1f}, init {cold['init_s']:.1f}, step {cold['step_s']:.1f}); second launch "
-            f"with the persistent compilation cache ({fs['cache_entries']} entries) "
-            f"**{warm['first_step_s']:.1f} s** (imports {warm['import_s']:.1f}, init {warm['init_s']:.1f}, "
-            f"step {warm['step_s']:.1f}).",
+            f"Time to first step, {fs['model']} at batch {fs['batch_size']}{size}, from spawning a new "
+            f"process: cold, {phases(cold)}; second launch with the persistent compilation cache "
+            f"({fs['cache_entries']} entries), {phases(warm)}.",
         ]
     return "\n".join(lines)
 

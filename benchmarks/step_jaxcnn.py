@@ -7,19 +7,20 @@ import functools
 import jax
 import numpy as np
 
-from benchmarks.step_common import TrainStep, synthetic_batch
+from benchmarks.step_common import LEARNING_RATE, TrainStep, synthetic_batch
 from jaxcnn import config_lib, optim, registry, sharding, train
 
 
 def benchmark_config(model: str, batch_size: int, image_size: int = 0):
-    """The config of an ImageNet-style recipe for `model`: SGD momentum 0.9, weight decay 1e-4."""
+    """An ImageNet-style recipe for `model`: SGD (LEARNING_RATE, momentum 0.9), weight decay 1e-4."""
     info = registry.model_info(model)
     config = config_lib.base_config()
     config.model.name = model
     config.input.image_size = image_size or info.input_size[0]
     config.batch_size = batch_size
     config.num_train_steps = 1_000_000
-    config.optimizer.base_learning_rate = 0.1
+    config.optimizer.base_learning_rate = LEARNING_RATE
+    config.optimizer.reference_batch_size = batch_size  # the same rate at every batch
     config.optimizer.weight_decay = 1e-4
     config.schedule.name = "constant"
     return config

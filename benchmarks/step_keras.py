@@ -13,7 +13,7 @@ os.environ["KERAS_BACKEND"] = "jax"  # before keras is imported
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 
-from benchmarks.step_common import TrainStep, synthetic_batch  # noqa: E402
+from benchmarks.step_common import LEARNING_RATE, TrainStep, synthetic_batch  # noqa: E402
 
 # (height, width, channels) and classes of each application at its native resolution.
 NATIVE = {
@@ -26,7 +26,7 @@ NATIVE = {
 
 
 def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
-    """keras.applications.<network> (random init, logits out), SGD momentum 0.9, weight decay 1e-4.
+    """keras.applications.<network> (random init, logits out); SGD as the other peers (step_common).
 
     image_size: side of the square input; 0 = the application's native resolution.
     """
@@ -40,7 +40,7 @@ def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
         weights=None, input_shape=input_shape, classes=classes, classifier_activation=None
     )
     model.compile(
-        optimizer=keras.optimizers.SGD(learning_rate=0.1, momentum=0.9, weight_decay=1e-4),
+        optimizer=keras.optimizers.SGD(learning_rate=LEARNING_RATE, momentum=0.9, weight_decay=1e-4),
         loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True),
         jit_compile=True,
     )

@@ -7,7 +7,7 @@ import os
 import torch
 import torchvision
 
-from benchmarks.step_common import TrainStep, synthetic_batch
+from benchmarks.step_common import LEARNING_RATE, TrainStep, synthetic_batch
 
 # Networks with auxiliary classifiers in training, built with them as jaxcnn's are.
 AUX = {"googlenet", "inception_v3"}
@@ -15,7 +15,7 @@ AUX_WEIGHT = 0.3  # jaxcnn's config.loss.aux_weight
 
 
 def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
-    """torchvision.models.<network> (random init), SGD momentum 0.9, weight decay 1e-4.
+    """torchvision.models.<network> (random init); SGD (LEARNING_RATE, momentum 0.9, decay 1e-4).
 
     image_size: side of the square input; 0 = the native resolution (299 for Inception v3, else 224).
     Uses every core (torch.set_num_threads(os.cpu_count())), as JAX does.
@@ -31,7 +31,7 @@ def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
     images, labels = synthetic_batch(batch_size, input_shape, 1000)
     x = torch.from_numpy(images).permute(0, 3, 1, 2).contiguous(memory_format=torch.channels_last)
     y = torch.from_numpy(labels).long()
-    opt = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9, weight_decay=1e-4)
+    opt = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE, momentum=0.9, weight_decay=1e-4)
     criterion = torch.nn.CrossEntropyLoss()
 
     def run() -> float:
@@ -43,7 +43,7 @@ def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
             loss = criterion(out, y)
         loss.backward()
         opt.step()
-        return float(loss)
+        return loss.item()
 
     num_params = sum(p.numel() for p in model.parameters() if p.requires_grad)
     return TrainStep(run=run, num_params=num_params, input_shape=input_shape)
