@@ -1,0 +1,155 @@
+"""benchmarks/: the harness runs end to end for jaxcnn, Keras (JAX) and torchvision at tiny sizes
+and regenerates the README table; its pieces reject bad input. Speed itself is not tested."""
+
+import json
+import shutil
+import subprocess
+import sys
+
+import pytest
+from conftest import ROOT
+
+from benchmarks import report, run, workloads
+from benchmarks.proc import child_env
+
+POSITIVE = ("images_per_s", "step_s", "first_step_s", "num_params", "peak_rss_mb", "baseline_rss_mb", "mfu")
+
+
+@pytest.fixture(scope="module")
+def end_to_end(tmp_path_factory):
+    """One real `python -m benchmarks.run` at 32x32, batch 2: LeNet-5 (jaxcnn only) and VGG-16
+    (all three peers, Keras' cheapest network to compile), with the launch timing on LeNet-5."""
+    tmp = tmp_path_factory.mktemp("bench")
+    readme = tmp / "README.md"
+    shutil.copy(ROOT / "benchmarks" / "README.md", readme)
+    out = tmp / "results.json"
+    args = ["--models", "lenet5,vgg16", "--peers", "jaxcnn,keras,torch", "--batch_size", "2"]
+    args += ["--image_size", "32", "--steps", "1", "--first_step_model", "lenet5", "--matmul_size", "1024"]
+    args += ["--out", str(out), "--readme", str(readme)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), readme.read_text(), done.stdout
+
+
+def test_every_peer_measures_positive_numbers(end_to_end):
+    results, _, _ = end_to_end
+    rows = {row["model"]: row for row in results["rows"]}
+    assert set(rows) == {"lenet5", "vgg16"}
+    measured = [("lenet5", "jaxcnn"), ("vgg16", "jaxcnn"), ("vgg16", "keras"), ("vgg16", "torch")]
+    for model, peer in measured:
+        m = rows[model][peer]
+        assert "error" not in m, (model, peer, m)
+        assert m["input_shape"][:2] == [32, 32] and m["batch_size"] == 2
+        for key in POSITIVE:
+            assert m[key] > 0, (model, peer, key, m[key])
+        assert m["peak_rss_mb"] >= m["baseline_rss_mb"]
+        assert m["compile_s"] >= 0
+    assert "keras" not in rows["lenet5"] and "torch" not in rows["lenet5"]  # no peer has LeNet-5
+    # The same architecture: jaxcnn's VGG-16 and torchvision's have the same parameters.
+    assert rows["vgg16"]["jaxcnn"]["num_params"] == rows["vgg16"]["torch"]["num_params"] == 138_357_544
+
+
+def test_context_matmul_peak_and_launch_times(end_to_end):
+    results, _, _ = end_to_end
+    assert results["machine"]["cores"] >= 1 and results["versions"]["jax"]
+    assert results["versions"]["keras"] and results["versions"]["torch"]
+    assert results["matmul"]["jax_gflops"] > 0
+    assert results["matmul"]["peak_gflops"] >= results["matmul"]["jax_gflops"]
+    launch = results["first_step"]
+    assert launch["cache_entries"] > 0  # the cold launch filled the persistent cache
+    for phase in ("cold", "warm"):
+        times = launch[phase]
+        assert times["first_step_s"] > times["start_s"] > 0 and times["first_step_s"] > times["step_s"] > 0
+
+
+def test_readme_block_is_regenerated(end_to_end):
+    results, readme, stdout = end_to_end
+    before, _, rest = readme.partition(report.BEGIN)
+    block, _, after = rest.partition(report.END)
+    original = (ROOT / "benchmarks" / "README.md").read_text()
+    assert original.startswith(before) and original.endswith(after)  # hand-written text kept
+    assert block.strip() == report.render(results) == stdout.strip()
+    vgg = next(line for line in block.splitlines() if line.startswith("| vgg16 | 2 |"))
+    ratio = results["rows"][1]["jaxcnn"]["images_per_s"] / results["rows"][1]["keras"]["images_per_s"]
+    assert f"**{ratio:.2f}**" in vgg
+
+
+def test_ratios_are_jaxcnn_over_peer_and_failures_are_listed():
+    def m(rate):
+        return {"images_per_s": rate, "compile_s": 1.0, "peak_rss_mb": 10.0, "baseline_rss_mb": 5.0,
+                "num_params": 7, "mfu": 0.5, "input_shape": [224, 224, 3]}  # fmt: skip
+
+    results = {
+        "date": "today",
+        "machine": {"cpu": "cpu", "cores": 2, "memory_gib": 1.0, "python": "3.11"},
+        "versions": {"jax": "0"},
+        "load_before": [0, 0, 0],
+        "load_after": [0, 0, 0],
+        "matmul": {"size": 8, "jax_gflops": 10.0, "peak_gflops": 10.0},
+        "rows": [
+            {
+                "model": "a",
+                "batch_size": 4,
+                "gflop_per_image": 1.0,
+                "note": "",
+                "jaxcnn": m(3.0),
+                "keras": m(2.0),
+                "torch": {"error": "boom"},
+            },
+        ],  # fmt: skip
+        "input_pipeline": {"images_per_second": {"224": 1234.0}},
+    }
+    table = report.render(results)
+    row = next(line for line in table.splitlines() if line.startswith("| a | 4 |"))
+    assert "**1.50**" in row and "| error |" in row and "1,234" in row
+    assert "- a / torch: boom" in table
+
+
+def test_update_readme_needs_the_markers(tmp_path):
+    path = tmp_path / "README.md"
+    path.write_text("# no block here\n")
+    with pytest.raises(ValueError, match="no generated block"):
+        report.update_readme(str(path), "table")
+
+
+def test_train_flops_are_six_times_forward_macs():
+    assert run.model_gflop_per_image("resnet50") == pytest.approx(6 * 4.089)
+    assert 0 < run.model_gflop_per_image("lenet5") < 0.01  # counted by jaxcnn.summary
+    assert run.model_gflop_per_image("resnet50", 112) < run.model_gflop_per_image("resnet50") / 3
+
+
+def test_keras_resnet50_is_paired_with_the_v1_network():
+    assert workloads.get("resnet50_v1").keras == "ResNet50"
+    assert workloads.get("resnet50").keras is None and workloads.get("resnet50").torch == "resnet50"
+    with pytest.raises(ValueError, match="not benchmarked"):
+        workloads.get("resnet51")
+
+
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--models", "resnet51"], "unknown model"),
+        (["--peers", "jaxcnn,mxnet"], "unknown peer"),
+        (["--steps", "0"], "--steps and --matmul_size >= 1"),
+    ],
+)
+def test_cli_rejects_bad_arguments(args, message, capsys):
+    with pytest.raises(SystemExit) as e:
+        run.main(args)
+    assert e.value.code == 2 and message in capsys.readouterr().err
+
+
+def test_peers_reject_unknown_networks():
+    from benchmarks import step_keras, step_torch
+
+    with pytest.raises(ValueError, match="unknown Keras application 'ResNet51'"):
+        step_keras.build("ResNet51", 2)
+    with pytest.raises(ValueError, match="unknown torchvision classification model 'resnet51'"):
+        step_torch.build("resnet51", 2)
