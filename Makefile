@@ -2,10 +2,10 @@
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-PYSRC  := jaxcnn configs tests scripts experiments
+PYSRC  := jaxcnn configs tests scripts experiments benchmarks
 STAMP  := $(VENV)/.installed-$(shell cat requirements.lock pyproject.toml | md5sum | cut -c1-8)
 
-.PHONY: install data train test test-slow lint lock clean
+.PHONY: install data train test test-slow bench lint lock clean
 
 install: $(STAMP)
 
@@ -30,10 +30,14 @@ test: data
 test-slow: data
 	$(BIN)/python -m pytest -m slow
 
+# jaxcnn beside Keras (JAX) and torchvision: rewrites benchmarks/results.json and the README table.
+bench: data
+	$(BIN)/python -m benchmarks.run
+
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:
 	rm -rf /tmp/jaxcnn-lock && $(PYTHON) -m venv /tmp/jaxcnn-lock
-	/tmp/jaxcnn-lock/bin/pip install --quiet -e '.[test]'
+	/tmp/jaxcnn-lock/bin/pip install --quiet -e '.[test,bench]'
 	/tmp/jaxcnn-lock/bin/pip freeze --exclude-editable | grep -v '^jaxcnn' > requirements.lock
 
 clean:

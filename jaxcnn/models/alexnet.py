@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from jaxcnn.layers import DenseAsConv, LocalResponseNorm, MaxPool, adaptive_avg_pool, dense_window
+from jaxcnn.layers import Conv, DenseAsConv, LocalResponseNorm, MaxPool, adaptive_avg_pool, dense_window
 from jaxcnn.registry import register_model
 
 KRIZHEVSKY_2012 = (
@@ -140,7 +140,7 @@ class AlexNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         if self.dropout_on not in ("outputs", "inputs"):
             raise ValueError(f"dropout_on must be 'outputs' or 'inputs', got {self.dropout_on!r}")
-        conv = functools.partial(nn.Conv, dtype=self.dtype)
+        conv = functools.partial(Conv, dtype=self.dtype)
         dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
         place = self._placement()
         x = x.astype(self.dtype)

@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm
+from jaxcnn.layers import BatchNorm, Conv
 from jaxcnn.registry import register_model
 
 REDMON_2017 = "Redmon & Farhadi 2017, YOLO9000: Better, Faster, Stronger"
@@ -33,7 +33,7 @@ DARKNET_INIT = nn.initializers.variance_scaling(2.0 / 3.0, "fan_in", "uniform")
 
 
 def _parts(dtype, train):
-    conv = functools.partial(nn.Conv, use_bias=False, dtype=dtype, kernel_init=DARKNET_INIT)
+    conv = functools.partial(Conv, use_bias=False, dtype=dtype, kernel_init=DARKNET_INIT)
     norm = functools.partial(BatchNorm, use_running_average=not train, dtype=dtype)
     act = functools.partial(nn.leaky_relu, negative_slope=0.1)
     return conv, norm, act
@@ -41,7 +41,7 @@ def _parts(dtype, train):
 
 def _classify(x, num_classes, dtype, name):
     # 1x1 conv with bias to the classes, then the global average pool.
-    x = nn.Conv(num_classes, (1, 1), dtype=dtype, kernel_init=DARKNET_INIT, name=name)(x)
+    x = Conv(num_classes, (1, 1), dtype=dtype, kernel_init=DARKNET_INIT, name=name)(x)
     return jnp.mean(x, axis=(1, 2))
 
 

@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm
+from jaxcnn.layers import BatchNorm, Conv
 from jaxcnn.registry import register_model
 
 HUANG_2017 = "Huang et al. 2017, Densely Connected Convolutional Networks"
@@ -81,7 +81,7 @@ class DenseNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         # He et al. 2015 normal initialisation for convolutions, as torchvision; BN gamma 1, beta 0.
         conv = functools.partial(
-            nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=nn.initializers.he_normal()
+            Conv, use_bias=False, dtype=self.dtype, kernel_init=nn.initializers.he_normal()
         )
         norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
         act = nn.relu

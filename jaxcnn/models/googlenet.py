@@ -15,7 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, LocalResponseNorm, adaptive_avg_pool, window_avg_pool
+from jaxcnn.layers import BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, window_avg_pool
 from jaxcnn.registry import register_model
 
 SZEGEDY_2015 = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -67,7 +67,7 @@ class ConvUnit(nn.Module):
     kernel_size: tuple[int, int]
     strides: int = 1
     padding: Any = "SAME"
-    conv: Callable[..., nn.Module] = nn.Conv
+    conv: Callable[..., nn.Module] = Conv
     norm: Callable[..., nn.Module] | None = None
     act: Callable = nn.relu
 
@@ -163,7 +163,7 @@ class GoogLeNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         inits = dict(kernel_init=self.kernel_init, bias_init=self.bias_init)
-        conv = functools.partial(nn.Conv, use_bias=not self.batch_norm, dtype=self.dtype, **inits)
+        conv = functools.partial(Conv, use_bias=not self.batch_norm, dtype=self.dtype, **inits)
         norm = None
         if self.batch_norm:
             norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)

@@ -15,6 +15,7 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxcnn import layers
 from jaxcnn.layers import BatchNorm
 from jaxcnn.models.googlenet import ConvUnit, classifier_pool
 from jaxcnn.registry import register_model
@@ -189,7 +190,7 @@ class Inception3(nn.Module):
         # torchvision: BN eps 1e-3, convs without bias, init trunc_normal(std=0.1, a=-2, b=2), whose
         # bounds are 20 sigma away: a plain normal.
         init = nn.initializers.normal(0.1)
-        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=init)
+        conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype, kernel_init=init)
         norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
         dense = functools.partial(
             nn.Dense, dtype=self.dtype, kernel_init=init, bias_init=nn.initializers.zeros
@@ -298,11 +299,11 @@ class InceptionV4(nn.Module):
         # The paper is silent on init and BN constants: the authors' TF-slim code (He-normal fan-in
         # convs, BN eps 1e-3, Glorot-uniform classifier).
         init = dict(kernel_init=nn.initializers.he_normal(), bias_init=nn.initializers.zeros)
-        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, **init)
+        conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype, **init)
         norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
         unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=nn.relu)
         mixed = functools.partial(Mixed, unit=unit, count_include_pad=False)  # TF's SAME avg-pool
-        up_conv = functools.partial(nn.Conv, use_bias=True, dtype=self.dtype, **init)
+        up_conv = functools.partial(layers.Conv, use_bias=True, dtype=self.dtype, **init)
 
         input_shape, x = x.shape, x.astype(self.dtype)
         x = unit(32, (3, 3), 2, V, name="stem_conv1")(x)

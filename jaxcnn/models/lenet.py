@@ -14,6 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jaxcnn.layers import Conv
 from jaxcnn.registry import register_model
 
 LECUN_1998 = "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition"
@@ -151,7 +152,7 @@ class LeNet5(nn.Module):
         x = x.astype(self.dtype)
 
         def conv(features, fan_in, name):
-            return nn.Conv(
+            return Conv(
                 features, (5, 5), padding="VALID", dtype=self.dtype,
                 kernel_init=lecun_uniform(fan_in), name=name,
             )  # fmt: skip
@@ -194,7 +195,7 @@ class ConvPoolNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         x = x.astype(self.dtype)
         for i, features in enumerate(self.conv_features):
-            x = nn.Conv(features, (5, 5), padding=self.padding, dtype=self.dtype, name=f"conv{i + 1}")(x)
+            x = Conv(features, (5, 5), padding=self.padding, dtype=self.dtype, name=f"conv{i + 1}")(x)
             x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         for i, width in enumerate(self.hidden):

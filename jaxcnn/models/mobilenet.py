@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm
+from jaxcnn.layers import BatchNorm, Conv
 from jaxcnn.registry import register_model
 
 HOWARD_2017 = "Howard et al. 2017, MobileNets: Efficient Convolutional Neural Networks for Mobile Vision"
@@ -48,7 +48,7 @@ def _parts(dtype, train):
     # He normal (fan_out) convolutions, BN gamma 1 / beta 0, fc N(0, 0.01): torchvision's choice;
     # neither paper states an initialisation.
     conv = functools.partial(
-        nn.Conv, use_bias=False, dtype=dtype,
+        Conv, use_bias=False, dtype=dtype,
         kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
     )  # fmt: skip
     norm = functools.partial(BatchNorm, use_running_average=not train, dtype=dtype)

@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, DropPath, SqueezeExcite
+from jaxcnn.layers import BatchNorm, Conv, DropPath, SqueezeExcite
 from jaxcnn.registry import register_model
 
 ModuleDef = Any
@@ -171,7 +171,7 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         self._validate()
-        conv = functools.partial(nn.Conv, use_bias=False, dtype=self.dtype, kernel_init=he_normal_fan_out)
+        conv = functools.partial(Conv, use_bias=False, dtype=self.dtype, kernel_init=he_normal_fan_out)
         norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
         act = nn.relu
         x = x.astype(self.dtype)

@@ -13,6 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
+from jaxcnn.layers import Conv
 from jaxcnn.registry import register_model
 
 RONNEBERGER_2015 = "Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation"
@@ -87,7 +88,7 @@ class UNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         for size in x.shape[1:3]:
             self._check_size(size)
-        conv = functools.partial(nn.Conv, padding=self.padding, dtype=self.dtype, kernel_init=HE_NORMAL)
+        conv = functools.partial(Conv, padding=self.padding, dtype=self.dtype, kernel_init=HE_NORMAL)
         act = nn.relu
 
         x = x.astype(self.dtype)
@@ -111,7 +112,7 @@ class UNet(nn.Module):
             x = DoubleConv(features, conv, act, name=f"expand{i}")(x)
         if features_only:
             return x
-        return nn.Conv(self.num_classes, (1, 1), dtype=self.dtype, kernel_init=HE_NORMAL, name="final")(x)
+        return Conv(self.num_classes, (1, 1), dtype=self.dtype, kernel_init=HE_NORMAL, name="final")(x)
 
 
 register_model(

@@ -13,7 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, DenseAsConv, LocalResponseNorm, adaptive_avg_pool, dense_window
+from jaxcnn.layers import BatchNorm, Conv, DenseAsConv, LocalResponseNorm, adaptive_avg_pool, dense_window
 from jaxcnn.registry import register_model
 
 SIMONYAN_2015 = "Simonyan, Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
@@ -74,7 +74,7 @@ class VGG(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         conv_init, dense_init = self._inits()
-        conv = functools.partial(nn.Conv, padding="SAME", dtype=self.dtype, kernel_init=conv_init)
+        conv = functools.partial(Conv, padding="SAME", dtype=self.dtype, kernel_init=conv_init)
         norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
         dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=dense_init)
         act = nn.relu
