@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import numpy as np
 
@@ -38,13 +36,8 @@ def build(model: str, batch_size: int, image_size: int = 0) -> TrainStep:
     net = train.create_model(config, info.num_classes)
     schedule = optim.create_schedule(config, steps_per_epoch=1, num_train_steps=config.num_train_steps)
     tx = optim.create_optimizer(config, schedule)
-    state = train.init_state(net, tx, config, mesh)
-    replicated = sharding.replicated(mesh)
-    step_fn = jax.jit(
-        functools.partial(train.train_step, net, tx, config.seed, config.loss),
-        out_shardings=(replicated, replicated),
-        donate_argnums=0,
-    )
+    state = train.init_state(net, tx, config, mesh, input_shape)
+    step_fn = train.jit_train_step(net, tx, config, mesh, state)
     images, labels = synthetic_batch(batch_size, input_shape, info.num_classes)
     batch = sharding.shard_batch({"image": images, "label": labels}, mesh)
     holder = {"state": state}

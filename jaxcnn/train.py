@@ -157,6 +157,15 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
     return new_state, {"loss": loss, "top1_error": top1_error}
 
 
+def jit_train_step(model, tx, config, mesh, state):
+    """train_step as the trainer runs it: jitted once, the state donated, its shardings kept."""
+    return jax.jit(
+        functools.partial(train_step, model, tx, config),
+        out_shardings=(state_sharding(state, mesh), sharding.replicated(mesh)),
+        donate_argnums=0,
+    )
+
+
 def run_eval(
     eval_fn, params, batch_stats, split, config, mesh, protocol: str, prefix: str
 ) -> dict[str, float]:
@@ -318,12 +327,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     is_writer = jax.process_index() == 0
     writer = MetricWriter(workdir, resume_step=start) if is_writer else None
 
-    shardings = state_sharding(state, mesh)
-    step_fn = jax.jit(
-        functools.partial(train_step, model, tx, config),
-        out_shardings=(shardings, sharding.replicated(mesh)),
-        donate_argnums=0,
-    )
+    step_fn = jit_train_step(model, tx, config, mesh, state)
     evaluate_all = functools.partial(
         evaluate_state, model, split=eval_split, config=config, mesh=mesh, protocols=config.eval.protocols
     )
