@@ -78,7 +78,7 @@ def variables_of(params, batch_stats) -> dict:
     return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
-def _save_convs(prim, *_, **__) -> bool:
+def save_convs(prim, *_, **__) -> bool:
     # The remat policy "convs": keep what convolutions and matmuls produce (the expensive part);
     # recompute normalisation, activations and pooling during the backward pass.
     return prim in (jax.lax.conv_general_dilated_p, jax.lax.dot_general_p)
@@ -103,7 +103,7 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
         )
 
     if config.remat == "convs":
-        forward = jax.checkpoint(forward, policy=_save_convs)
+        forward = jax.checkpoint(forward, policy=save_convs)
 
     def loss_fn(params, batch_stats, micro, rng):
         outputs, updates = forward(params, batch_stats, micro["image"], rng)

@@ -5,7 +5,13 @@ import subprocess
 import sys
 from pathlib import Path
 
-os.environ["XLA_FLAGS"] = "--xla_force_host_platform_device_count=2"
+# Fake devices are threads on this machine's 2 cores: under load one can reach a collective long
+# after the others, and XLA:CPU aborts a collective that waits past its (short) default deadline.
+PATIENT_COLLECTIVES = (
+    "--xla_cpu_collective_call_terminate_timeout_seconds=900 "
+    "--xla_cpu_collective_call_warn_stuck_timeout_seconds=300"
+)
+os.environ["XLA_FLAGS"] = f"--xla_force_host_platform_device_count=2 {PATIENT_COLLECTIVES}"
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import pytest  # noqa: E402
@@ -23,7 +29,9 @@ def mnist_split():
 
 def cli_env(devices=1):
     """The environment of a CLI subprocess with `devices` CPU devices (not the tests' two)."""
-    return dict(os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices}")
+    return dict(
+        os.environ, XLA_FLAGS=f"--xla_force_host_platform_device_count={devices} {PATIENT_COLLECTIVES}"
+    )
 
 
 def run_cli(*args, devices=1, timeout=600, check=True):
