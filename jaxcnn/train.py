@@ -216,8 +216,13 @@ def evaluate_checkpoint(
     mesh = sharding.create_mesh(config.mesh.model)
     with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
         model, _, _, state = _build(config, train_split, mesh)
+        keep_best = 1 if which == "best" else 0  # reading the latest creates no best/ directory
         ckpt = checkpoint.Checkpointer(
-            workdir, config.checkpoint_every_steps, config.checkpoint.keep, 1, config.checkpoint.best_metric
+            workdir,
+            config.checkpoint_every_steps,
+            config.checkpoint.keep,
+            keep_best,
+            config.checkpoint.best_metric,
         )
         state, position = ckpt.restore(state, best=which == "best")
         ckpt.close()
