@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from jaxcnn.layers import Conv, DenseAsConv, LocalResponseNorm, MaxPool, adaptive_avg_pool, dense_window
+from jaxcnn.layers import Conv, DenseAsConv, LocalResponseNorm, MaxPool, adaptive_avg_pool, dense_window, relu
 from jaxcnn.registry import register_model
 
 KRIZHEVSKY_2012 = (
@@ -163,7 +163,7 @@ class AlexNet(nn.Module):
                     features, (kernel, kernel), (stride, stride), [(pad, pad)] * 2,
                     feature_group_count=groups, **self._init(f"conv{n_conv}"), **on_towers,
                 )(x)  # fmt: skip
-                x = place(nn.relu(x), split=True)
+                x = place(relu(x), split=True)
 
         x = place(x, split=False)  # fc6 sees both towers' maps
         window = dense_window(self, f"fc{n_conv + 1}", x, self.adaptive_pool)
@@ -180,7 +180,7 @@ class AlexNet(nn.Module):
 
         for i, width in enumerate(self.hidden):
             x = dropout(x) if self.dropout_on == "inputs" else x
-            x = nn.relu(fc(i, width, x))
+            x = relu(fc(i, width, x))
             x = dropout(x) if self.dropout_on == "outputs" and i < len(self.hidden) - 1 else x
         if features_only:
             return _mean_over_positions(x)

@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv
+from jaxcnn.layers import BatchNorm, Conv, max_pool
 from jaxcnn.registry import register_model
 
 REDMON_2017 = "Redmon & Farhadi 2017, YOLO9000: Better, Faster, Stronger"
@@ -82,7 +82,7 @@ class Darknet19(nn.Module):
         index = 0
         for layer in self.body:
             if layer == "M":
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool(x, (2, 2), strides=(2, 2))
                 continue
             index += 1
             features, kernel = layer

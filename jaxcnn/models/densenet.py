@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv
+from jaxcnn.layers import BatchNorm, Conv, max_pool, relu
 from jaxcnn.registry import register_model
 
 HUANG_2017 = "Huang et al. 2017, Densely Connected Convolutional Networks"
@@ -84,12 +84,12 @@ class DenseNet(nn.Module):
             Conv, use_bias=False, dtype=self.dtype, kernel_init=nn.initializers.he_normal()
         )
         norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
-        act = nn.relu
+        act = relu
 
         x = x.astype(self.dtype)
         x = conv(self.stem_features, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), name="conv0")(x)
         x = act(norm(name="norm0")(x))
-        x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
         features = self.stem_features
         for b, layers in enumerate(self.block_layers, start=1):

@@ -15,7 +15,15 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, LocalResponseNorm, adaptive_avg_pool, window_avg_pool
+from jaxcnn.layers import (
+    BatchNorm,
+    Conv,
+    LocalResponseNorm,
+    adaptive_avg_pool,
+    max_pool,
+    relu,
+    window_avg_pool,
+)
 from jaxcnn.registry import register_model
 
 SZEGEDY_2015 = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -43,7 +51,7 @@ def max_pool_ceil(x, window: int, stride: int):
     for n in x.shape[1:3]:
         out = -(-(n - window) // stride) + 1
         pads.append((0, max(0, (out - 1) * stride + window - n)))
-    return nn.max_pool(x, (window, window), (stride, stride), padding=pads)
+    return max_pool(x, (window, window), (stride, stride), padding=pads)
 
 
 def classifier_pool(x, input_shape, window: int):
@@ -69,7 +77,7 @@ class ConvUnit(nn.Module):
     padding: Any = "SAME"
     conv: Callable[..., nn.Module] = Conv
     norm: Callable[..., nn.Module] | None = None
-    act: Callable = nn.relu
+    act: Callable = relu
 
     @nn.compact
     def __call__(self, x):
@@ -100,7 +108,7 @@ class InceptionModule(nn.Module):
         b1 = unit(f1, (1, 1), name="conv_1x1")(x)
         b2 = unit(f3, (3, 3), name="conv_3x3")(unit(f3r, (1, 1), name="conv_3x3_reduce")(x))
         b3 = unit(f5, (k, k), name="conv_5x5")(unit(f5r, (1, 1), name="conv_5x5_reduce")(x))
-        pooled = nn.max_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)))
+        pooled = max_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)))
         b4 = unit(fp, (1, 1), name="pool_proj")(pooled)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
@@ -118,7 +126,7 @@ class AuxClassifier(nn.Module):
     adaptive_pool: bool
     unit: Callable[..., nn.Module]
     dense: Callable[..., nn.Module]
-    act: Callable = nn.relu
+    act: Callable = relu
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -167,7 +175,7 @@ class GoogLeNet(nn.Module):
         norm = None
         if self.batch_norm:
             norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
-        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=nn.relu)
+        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=relu)
         dense = functools.partial(nn.Dense, dtype=self.dtype, **inits)
         # Caffe's bvlc_googlenet LRN: n=5, alpha=1e-4 (divided by n), beta=0.75, k=1.
         lrn = functools.partial(LocalResponseNorm, size=5, alpha=1e-4 / 5, beta=0.75, k=1.0)

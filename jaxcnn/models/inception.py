@@ -16,7 +16,7 @@ import flax.linen as nn
 import jax.numpy as jnp
 
 from jaxcnn import layers
-from jaxcnn.layers import BatchNorm
+from jaxcnn.layers import BatchNorm, max_pool, relu
 from jaxcnn.models.googlenet import ConvUnit, classifier_pool
 from jaxcnn.registry import register_model
 
@@ -65,7 +65,7 @@ class Mixed(nn.Module):
     count_include_pad: bool = True
     residual_scale: float | None = None
     up_conv: Callable[..., nn.Module] | None = None
-    act: Callable = nn.relu
+    act: Callable = relu
 
     @nn.compact
     def __call__(self, x):
@@ -87,7 +87,7 @@ class Mixed(nn.Module):
                     if op.kind == "avg":
                         y = nn.avg_pool(y, (3, 3), strides, pad, count_include_pad=self.count_include_pad)
                     else:
-                        y = nn.max_pool(y, (3, 3), strides, pad)
+                        y = max_pool(y, (3, 3), strides, pad)
                 else:
                     y = conv(op, y, name)
             outputs.append(y)
@@ -157,7 +157,7 @@ class InceptionAux(nn.Module):
     conv: Callable[..., nn.Module]
     norm: Callable[..., nn.Module]
     dense: Callable[..., nn.Module]
-    act: Callable = nn.relu
+    act: Callable = relu
 
     @nn.compact
     def __call__(self, x):
@@ -195,17 +195,17 @@ class Inception3(nn.Module):
         dense = functools.partial(
             nn.Dense, dtype=self.dtype, kernel_init=init, bias_init=nn.initializers.zeros
         )
-        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=nn.relu)
+        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=relu)
         with_aux = self.aux_logits and not features_only and (train or self.is_initializing())
 
         input_shape, x = x.shape, x.astype(self.dtype)
         x = unit(32, (3, 3), 2, V, name="Conv2d_1a_3x3")(x)
         x = unit(32, (3, 3), 1, V, name="Conv2d_2a_3x3")(x)
         x = unit(64, (3, 3), name="Conv2d_2b_3x3")(x)
-        x = nn.max_pool(x, (3, 3), (2, 2))
+        x = max_pool(x, (3, 3), (2, 2))
         x = unit(80, (1, 1), 1, V, name="Conv2d_3b_1x1")(x)
         x = unit(192, (3, 3), 1, V, name="Conv2d_4a_3x3")(x)
-        x = nn.max_pool(x, (3, 3), (2, 2))
+        x = max_pool(x, (3, 3), (2, 2))
         aux = ()
         for name, branches in INCEPTION_V3:
             x = Mixed(branches, unit, name=name)(x)
@@ -301,7 +301,7 @@ class InceptionV4(nn.Module):
         init = dict(kernel_init=nn.initializers.he_normal(), bias_init=nn.initializers.zeros)
         conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype, **init)
         norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
-        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=nn.relu)
+        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=relu)
         mixed = functools.partial(Mixed, unit=unit, count_include_pad=False)  # TF's SAME avg-pool
         up_conv = functools.partial(layers.Conv, use_bias=True, dtype=self.dtype, **init)
 

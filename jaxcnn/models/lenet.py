@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.layers import Conv
+from jaxcnn.layers import Conv, max_pool, relu
 from jaxcnn.registry import register_model
 
 LECUN_1998 = "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition"
@@ -196,11 +196,11 @@ class ConvPoolNet(nn.Module):
         x = x.astype(self.dtype)
         for i, features in enumerate(self.conv_features):
             x = Conv(features, (5, 5), padding=self.padding, dtype=self.dtype, name=f"conv{i + 1}")(x)
-            x = nn.max_pool(nn.relu(x), (2, 2), strides=(2, 2))
+            x = max_pool(relu(x), (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         for i, width in enumerate(self.hidden):
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            x = nn.relu(nn.Dense(width, dtype=self.dtype, name=f"fc{i + 1}")(x))
+            x = relu(nn.Dense(width, dtype=self.dtype, name=f"fc{i + 1}")(x))
         if features_only:
             return x
         return nn.Dense(self.num_classes, dtype=self.dtype, name="fc_out")(x)

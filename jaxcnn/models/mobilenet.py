@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv
+from jaxcnn.layers import BatchNorm, Conv, relu
 from jaxcnn.registry import register_model
 
 HOWARD_2017 = "Howard et al. 2017, MobileNets: Efficient Convolutional Neural Networks for Mobile Vision"
@@ -94,7 +94,7 @@ class MobileNetV1(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         conv, norm, dense = _parts(self.dtype, train)
-        act = nn.relu  # every layer is followed by BN and ReLU (Sec. 3.2)
+        act = relu  # every layer is followed by BN and ReLU (Sec. 3.2)
         width = lambda c: int(c * self.width_multiplier)
 
         x = x.astype(self.dtype)

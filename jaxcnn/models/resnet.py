@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, DropPath, SqueezeExcite
+from jaxcnn.layers import BatchNorm, Conv, DropPath, SqueezeExcite, max_pool, relu
 from jaxcnn.registry import register_model
 
 ModuleDef = Any
@@ -52,7 +52,7 @@ class ResidualBlock(nn.Module):
     out_features: int
     conv: ModuleDef
     norm: ModuleDef
-    act: Callable = nn.relu
+    act: Callable = relu
     shortcut: str = "projection"
     preact: bool = False
     preactivated: bool = False
@@ -173,7 +173,7 @@ class ResNet(nn.Module):
         self._validate()
         conv = functools.partial(Conv, use_bias=False, dtype=self.dtype, kernel_init=he_normal_fan_out)
         norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
-        act = nn.relu
+        act = relu
         x = x.astype(self.dtype)
 
         if self.stem == "imagenet":
@@ -182,7 +182,7 @@ class ResNet(nn.Module):
             x = conv(self.stem_width, (3, 3), padding=[(1, 1)] * 2, name="conv1")(x)
         x = act(norm(name="bn1")(x))
         if self.stem == "imagenet":
-            x = nn.max_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1)] * 2)
+            x = max_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1)] * 2)
 
         total, index = sum(self.stage_sizes), 0
         expansion = 1 if self.block == "basic" else 4

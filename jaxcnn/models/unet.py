@@ -13,7 +13,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import Conv
+from jaxcnn.layers import Conv, max_pool, relu
 from jaxcnn.registry import register_model
 
 RONNEBERGER_2015 = "Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation"
@@ -89,13 +89,13 @@ class UNet(nn.Module):
         for size in x.shape[1:3]:
             self._check_size(size)
         conv = functools.partial(Conv, padding=self.padding, dtype=self.dtype, kernel_init=HE_NORMAL)
-        act = nn.relu
+        act = relu
 
         x = x.astype(self.dtype)
         skips = []
         for i, features in enumerate(self.features, start=1):
             if i > 1:
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool(x, (2, 2), strides=(2, 2))
             x = DoubleConv(features, conv, act, name=f"contract{i}")(x)
             skips.append(x)
         # Drop-out at the end of the contracting path (Sec. 3).

@@ -13,7 +13,16 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, DenseAsConv, LocalResponseNorm, adaptive_avg_pool, dense_window
+from jaxcnn.layers import (
+    BatchNorm,
+    Conv,
+    DenseAsConv,
+    LocalResponseNorm,
+    adaptive_avg_pool,
+    dense_window,
+    max_pool,
+    relu,
+)
 from jaxcnn.registry import register_model
 
 SIMONYAN_2015 = "Simonyan, Zisserman 2015, Very Deep Convolutional Networks for Large-Scale Image Recognition"
@@ -77,12 +86,12 @@ class VGG(nn.Module):
         conv = functools.partial(Conv, padding="SAME", dtype=self.dtype, kernel_init=conv_init)
         norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
         dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=dense_init)
-        act = nn.relu
+        act = relu
         x = x.astype(self.dtype)
         block, index, n_lrn = 1, 0, 0
         for layer in self.config:
             if layer == "M":
-                x = nn.max_pool(x, (2, 2), strides=(2, 2))
+                x = max_pool(x, (2, 2), strides=(2, 2))
                 block, index = block + 1, 0
             elif layer == "LRN":
                 n_lrn += 1

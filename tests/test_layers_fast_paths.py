@@ -1,0 +1,147 @@
+"""The CPU fast paths of jaxcnn.layers give flax's numbers: 1x1 convolutions as matrix products (with
+a hand-written backward pass), depthwise convolutions as shifted multiply-adds, the fused BatchNorm, ReLU differentiated through its output, and
+max-pooling with a one-sweep backward pass."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from jaxcnn.layers import BatchNorm, Conv, _batch_norm_train, _moments, _normalize, max_pool, relu
+
+CASES = [
+    dict(features=8, kernel_size=(1, 1)),
+    dict(features=8, kernel_size=(1, 1), strides=(2, 2)),
+    dict(features=8, kernel_size=(1, 1), padding="VALID", use_bias=False),
+    dict(features=8, kernel_size=(1, 1), strides=2, padding=[(0, 0), (0, 0)]),
+    dict(features=8, kernel_size=(3, 3), strides=(2, 2)),  # not 1x1: lax's own convolution
+    dict(features=8, kernel_size=(1, 1), feature_group_count=2),  # grouped: lax's own convolution
+    dict(features=4, kernel_size=(3, 3), feature_group_count=4, padding=[(1, 1), (1, 1)]),  # depthwise
+    dict(features=4, kernel_size=(3, 3), strides=(2, 2), feature_group_count=4, padding=[(1, 1), (1, 1)]),
+    dict(features=4, kernel_size=(5, 5), strides=(2, 2), feature_group_count=4, padding="SAME"),
+    dict(features=4, kernel_size=(3, 3), feature_group_count=4, padding="VALID", use_bias=False),
+    dict(features=8, kernel_size=(3, 3), feature_group_count=4),  # channel multiplier 2: lax's own
+]
+
+
+@pytest.mark.parametrize("kwargs", CASES, ids=[str(c) for c in CASES])
+def test_conv_matches_flax_conv_forward_and_gradients(kwargs):
+    x = jax.random.normal(jax.random.PRNGKey(0), (2, 9, 9, 4))
+    ours, reference = Conv(**kwargs), nn.Conv(**kwargs)
+    params = reference.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), rtol=1e-6, atol=1e-6)
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+
+    g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+    g_ref = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), g_ours, g_ref)
+
+
+def _close(a, b, tol=1e-5):
+    jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=tol, atol=tol), a, b)
+
+
+@pytest.mark.parametrize("scale_init", ["ones", "zeros"])
+def test_batch_norm_matches_flax_batch_norm(scale_init):
+    x = jax.random.normal(jax.random.PRNGKey(0), (6, 5, 5, 8)) * 3.0 + 1.5
+    ours = BatchNorm(scale_init=getattr(nn.initializers, scale_init))
+    reference = nn.BatchNorm(momentum=0.9, epsilon=1e-5, scale_init=getattr(nn.initializers, scale_init))
+    variables = reference.init(jax.random.PRNGKey(1), x, use_running_average=False)
+    _close(ours.init(jax.random.PRNGKey(1), x, use_running_average=False), variables, tol=0)
+    variables = {
+        "params": {"scale": jnp.linspace(-2.0, 2.0, 8), "bias": jnp.arange(8.0)},
+        "batch_stats": {"mean": jnp.full((8,), 0.5), "var": jnp.full((8,), 2.0)},
+    }
+    cotangent = jax.random.normal(jax.random.PRNGKey(2), x.shape)
+
+    def loss(module):
+        def f(params, x):
+            y, updates = module.apply(
+                {"params": params, "batch_stats": variables["batch_stats"]},
+                x,
+                use_running_average=False,
+                mutable=["batch_stats"],
+            )
+            return jnp.vdot(relu(y), cotangent), updates
+
+        return f
+
+    (l_ours, stats_ours), g_ours = jax.value_and_grad(loss(ours), (0, 1), has_aux=True)(
+        variables["params"], x
+    )
+    (l_ref, stats_ref), g_ref = jax.value_and_grad(loss(reference), (0, 1), has_aux=True)(
+        variables["params"], x
+    )
+    _close(l_ours, l_ref)
+    _close(stats_ours, stats_ref)
+    _close(g_ours, g_ref)
+    _close(
+        ours.apply(variables, x, use_running_average=True),
+        reference.apply(variables, x, use_running_average=True),
+    )
+
+
+def test_batch_norm_closed_form_backward_matches_autodiff_for_every_output():
+    # The statistics are outputs too: cotangents on them must flow back into x.
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 3, 5)) * 2.0 - 1.0
+    scale, bias = jnp.linspace(0.5, 1.5, 5), jnp.linspace(-1.0, 1.0, 5)
+    cotangents = [jax.random.normal(jax.random.PRNGKey(k), s) for k, s in enumerate([x.shape, (5,), (5,)])]
+
+    def plain(x, scale, bias):
+        mean, var = _moments(x)
+        return _normalize(x, mean, var, scale, bias, 1e-5, jnp.float32), mean, var
+
+    def project(f):
+        return lambda *args: sum(jnp.vdot(o, c) for o, c in zip(f(*args), cotangents))
+
+    fused = jax.grad(project(lambda *a: _batch_norm_train(*a, 1e-5, jnp.float32)), (0, 1, 2))(x, scale, bias)
+    _close(fused, jax.grad(project(plain), (0, 1, 2))(x, scale, bias), tol=1e-4)
+
+
+def test_batch_norm_in_bfloat16_keeps_float32_statistics():
+    x = jax.random.normal(jax.random.PRNGKey(0), (4, 3, 3, 5)).astype(jnp.bfloat16)
+    module = BatchNorm(dtype=jnp.bfloat16)
+    variables = module.init(jax.random.PRNGKey(1), x, use_running_average=False)
+    y, updates = module.apply(variables, x, use_running_average=False, mutable=["batch_stats"])
+    assert y.dtype == jnp.bfloat16 and updates["batch_stats"]["mean"].dtype == jnp.float32
+    grads = jax.grad(
+        lambda x: (
+            module.apply(variables, x, use_running_average=False, mutable=["batch_stats"])[0]
+            .astype(jnp.float32)
+            .sum()
+        )
+    )(x)
+    assert grads.dtype == jnp.bfloat16
+
+
+def test_relu_gradient_is_jax_relu_gradient_including_zero():
+    x = jnp.array([-2.0, -0.0, 0.0, 1e-30, 3.0])
+    np.testing.assert_array_equal(relu(x), jax.nn.relu(x))
+    np.testing.assert_array_equal(
+        jax.grad(lambda x: jnp.sum(relu(x) * 7.0))(x), jax.grad(lambda x: jnp.sum(jax.nn.relu(x) * 7.0))(x)
+    )
+
+
+POOLS = [
+    ((2, 9, 9, 3), (3, 3), (2, 2), ((1, 1), (1, 1))),  # ResNet's stem pool
+    ((2, 8, 8, 3), (2, 2), (2, 2), "VALID"),  # VGG's
+    ((2, 10, 7, 3), (3, 3), (1, 1), "SAME"),  # GoogLeNet's pool branch
+    ((2, 11, 11, 4), (3, 3), (2, 2), ((0, 1), (0, 1))),  # ceil-mode padding
+]
+
+
+@pytest.mark.parametrize("shape, window, strides, padding", POOLS, ids=[str(p[1:]) for p in POOLS])
+def test_max_pool_matches_flax_values_and_gradients_with_ties(shape, window, strides, padding):
+    # Half-integers after a ReLU: many windows hold tied maxima (zeros and equal values); the
+    # gradient must go to the same (first) one as select-and-scatter's.
+    x = jnp.maximum(jnp.round(jax.random.normal(jax.random.PRNGKey(0), shape) * 2.0) / 2.0, 0.0)
+    reference = nn.max_pool(x, window, strides, padding)
+    np.testing.assert_array_equal(max_pool(x, window, strides, padding), reference)
+    cotangent = jax.random.normal(jax.random.PRNGKey(1), reference.shape)
+    g_ours = jax.grad(lambda x: jnp.vdot(max_pool(x, window, strides, padding), cotangent))(x)
+    g_ref = jax.grad(lambda x: jnp.vdot(nn.max_pool(x, window, strides, padding), cotangent))(x)
+    np.testing.assert_allclose(g_ours, g_ref, rtol=1e-6, atol=1e-6)
+    assert int(jnp.sum(g_ours != 0)) > 0
