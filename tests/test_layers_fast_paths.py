@@ -1,6 +1,7 @@
 """The CPU fast paths of jaxcnn.layers give flax's numbers: 1x1 convolutions as matrix products (with
-a hand-written backward pass), depthwise convolutions as shifted multiply-adds, the fused BatchNorm, ReLU differentiated through its output, and
-max-pooling with a one-sweep backward pass."""
+a hand-written backward pass), depthwise convolutions as shifted multiply-adds, grouped ones as
+per-group matmuls, the fused BatchNorm, ReLU differentiated through its output, and max-pooling
+with a one-sweep backward pass."""
 
 import flax.linen as nn
 import jax
@@ -16,12 +17,14 @@ CASES = [
     dict(features=8, kernel_size=(1, 1), padding="VALID", use_bias=False),
     dict(features=8, kernel_size=(1, 1), strides=2, padding=[(0, 0), (0, 0)]),
     dict(features=8, kernel_size=(3, 3), strides=(2, 2)),  # not 1x1: lax's own convolution
-    dict(features=8, kernel_size=(1, 1), feature_group_count=2),  # grouped: lax's own convolution
+    dict(features=8, kernel_size=(1, 1), feature_group_count=2),  # grouped 1x1
     dict(features=4, kernel_size=(3, 3), feature_group_count=4, padding=[(1, 1), (1, 1)]),  # depthwise
     dict(features=4, kernel_size=(3, 3), strides=(2, 2), feature_group_count=4, padding=[(1, 1), (1, 1)]),
     dict(features=4, kernel_size=(5, 5), strides=(2, 2), feature_group_count=4, padding="SAME"),
     dict(features=4, kernel_size=(3, 3), feature_group_count=4, padding="VALID", use_bias=False),
-    dict(features=8, kernel_size=(3, 3), feature_group_count=4),  # channel multiplier 2: lax's own
+    dict(features=8, kernel_size=(3, 3), feature_group_count=4),  # depthwise, multiplier 2: as grouped
+    dict(features=8, kernel_size=(3, 3), feature_group_count=2),  # grouped (ResNeXt, AlexNet's towers)
+    dict(features=6, kernel_size=(5, 5), strides=(2, 2), feature_group_count=2, padding=[(2, 2), (1, 0)]),
 ]
 
 
