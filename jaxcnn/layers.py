@@ -67,6 +67,14 @@ def conv_general_dilated(
         return _depthwise(lhs, rhs, tuple(window_strides), padding)
     if grouped:
         return _grouped(lhs, rhs, tuple(window_strides), padding, feature_group_count)
+    # batches over 16: the kernel gradient in chunks of 8 (below 16 the chunks measured no faster)
+    spatial = (
+        plain and feature_group_count == 1 and not one_by_one and precision is None and lhs.shape[0] > 16
+    )
+    if spatial and jax.default_backend() == "cpu":
+        if isinstance(padding, str):
+            padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
+        return _spatial(lhs, rhs, tuple(window_strides), tuple(tuple(p) for p in padding))
     if not one_by_one:
         return lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
@@ -116,6 +124,43 @@ def _grouped(x, kernel, strides, padding, groups):
     columns = columns.reshape(n, oh, ow, groups, kh * kw * group_in)
     weights = kernel.reshape(kh * kw * group_in, groups, out // groups).transpose(1, 0, 2)
     return jnp.einsum("nhwgk,gko->nhwgo", columns, weights).reshape(n, oh, ow, out)
+
+
+@functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3))
+def _spatial(x, kernel, strides, padding):
+    """A k x k convolution whose kernel gradient is summed over chunks of about 8 examples.
+
+    XLA:CPU computes a kernel gradient as a convolution over the batch after transposing both
+    operands to channel-major; at 32 examples of 56x56x64 that transpose falls out of cache and the
+    gradient takes 147 ms, against 4 x 19 ms for four chunks of 8. Forward and input gradient are
+    lax's own.
+    """
+    return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
+def _spatial_fwd(x, kernel, strides, padding):
+    return _spatial(x, kernel, strides, padding), (x, kernel)
+
+
+def _spatial_bwd(strides, padding, residuals, g):
+    x, kernel = residuals
+
+    def conv(x, kernel):
+        return lax.conv_general_dilated(
+            x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+        )
+
+    (dx,) = jax.vjp(lambda x: conv(x, kernel), x)[1](g)
+    n = x.shape[0]
+    chunks = max(d for d in range(1, n + 1) if n % d == 0 and (n // d >= 8 or d == 1))  # of >= 8
+    # interleaved chunks (example i in chunk i % chunks): each stays spread over a sharded batch
+    xs = x.reshape(n // chunks, chunks, *x.shape[1:])
+    gs = g.reshape(n // chunks, chunks, *g.shape[1:])
+    dkernel = sum(jax.vjp(lambda k, c=c: conv(xs[:, c], k), kernel)[1](gs[:, c])[0] for c in range(chunks))
+    return dx, dkernel
+
+
+_spatial.defvjp(_spatial_fwd, _spatial_bwd)
 
 
 def _row_major(a: jax.Array) -> jax.Array:

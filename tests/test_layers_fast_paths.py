@@ -1,7 +1,7 @@
 """The CPU fast paths of jaxcnn.layers give flax's numbers: 1x1 convolutions as matrix products (with
-a hand-written backward pass), depthwise convolutions as shifted multiply-adds, grouped ones as
-per-group matmuls, the fused BatchNorm, ReLU differentiated through its output, and max-pooling
-with a one-sweep backward pass."""
+a hand-written backward pass), k x k kernel gradients summed over chunks of the batch, depthwise
+convolutions as shifted multiply-adds, grouped ones as per-group matmuls, the fused BatchNorm, ReLU
+differentiated through its output, and max-pooling with a one-sweep backward pass."""
 
 import flax.linen as nn
 import jax
@@ -41,6 +41,25 @@ def test_conv_matches_flax_conv_forward_and_gradients(kwargs):
     g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
     g_ref = jax.grad(loss(reference), argnums=(0, 1))(params, x)
     jax.tree.map(lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-5), g_ours, g_ref)
+
+
+@pytest.mark.parametrize("strides, padding", [((1, 1), "SAME"), ((2, 2), [(1, 1), (0, 1)])])
+def test_conv_over_a_large_batch_sums_the_kernel_gradient_over_chunks_exactly(strides, padding):
+    # Batches over 16 take the chunked kernel-gradient path (24 examples: 3 interleaved chunks of 8).
+    x = jax.random.normal(jax.random.PRNGKey(0), (24, 6, 6, 3))
+    kwargs = dict(features=5, kernel_size=(3, 3), strides=strides, padding=padding)
+    ours, reference = Conv(**kwargs), nn.Conv(**kwargs)
+    params = reference.init(jax.random.PRNGKey(1), x)
+    np.testing.assert_allclose(ours.apply(params, x), reference.apply(params, x), rtol=1e-6, atol=1e-6)
+
+    def loss(module):
+        return lambda p, x: jnp.sum(jnp.sin(module.apply(p, x)))
+
+    g_ours = jax.grad(loss(ours), argnums=(0, 1))(params, x)
+    g_ref = jax.grad(loss(reference), argnums=(0, 1))(params, x)
+    jax.tree.map(
+        lambda a, b: np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-4), g_ours, g_ref
+    )  # sums of 864 terms
 
 
 def _close(a, b, tol=1e-5):
