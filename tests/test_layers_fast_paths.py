@@ -9,6 +9,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+from jaxcnn import layers
 from jaxcnn.layers import BatchNorm, Conv, _batch_norm_train, _moments, _normalize, max_pool, relu
 
 CASES = [
@@ -44,9 +45,12 @@ def test_conv_matches_flax_conv_forward_and_gradients(kwargs):
 
 
 @pytest.mark.parametrize("strides, padding", [((1, 1), "SAME"), ((2, 2), [(1, 1), (0, 1)])])
-def test_conv_over_a_large_batch_sums_the_kernel_gradient_over_chunks_exactly(strides, padding):
-    # Batches over 16 take the chunked kernel-gradient path (24 examples: 3 interleaved chunks of 8).
+def test_conv_kernel_gradient_summed_over_chunks_of_the_batch_is_exact(strides, padding, monkeypatch):
+    # A budget of 8 examples' maps: 24 examples are 3 interleaved chunks.
     x = jax.random.normal(jax.random.PRNGKey(0), (24, 6, 6, 3))
+    out = (6 // strides[0]) ** 2 * 5
+    monkeypatch.setattr(layers, "KERNEL_GRADIENT_CHUNK_BYTES", 8 * (6 * 6 * 3 + out) * 4)
+    assert layers._kernel_gradient_chunks(x, jnp.zeros((3, 3, 3, 5)), strides, [(1, 1), (1, 1)]) == 3
     kwargs = dict(features=5, kernel_size=(3, 3), strides=strides, padding=padding)
     ours, reference = Conv(**kwargs), nn.Conv(**kwargs)
     params = reference.init(jax.random.PRNGKey(1), x)
