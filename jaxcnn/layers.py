@@ -140,8 +140,10 @@ def _kernel_gradient_chunks(x, kernel, strides, padding) -> int:
         for size, (lo, hi), k, s in zip((height, width), padding, kernel.shape[:2], strides)
     ]
     per_example = (math.prod(x.shape[1:]) + out[0] * out[1] * kernel.shape[-1]) * x.dtype.itemsize
-    size = max(c for c in range(1, n + 1) if n % c == 0 and (c * per_example <= budget or c == 1))
-    return n // size
+    size = max(
+        (c for c in range(1, n + 1) if n % c == 0 and (c * per_example <= budget or c == 1)), default=1
+    )
+    return max(n // size, 1)
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
