@@ -27,19 +27,22 @@ def conv_general_dilated(
     precision=None,
     **kwargs,
 ):
-    """lax.conv_general_dilated, with two kinds of convolution written the way XLA:CPU runs fast.
+    """lax.conv_general_dilated, with the convolutions XLA:CPU runs slowly written the way it runs fast.
 
     The result is the same; the speed is not:
-    - An ungrouped 1x1 convolution is one matrix product. XLA:CPU computes the kernel gradient of a
-      1x1 convolution as a convolution over the batch with both operands first transposed to
-      channel-major (a third of a ResNet-50 train step on CPU), while the gradient of a dot is one
-      GEMM contracting N*H*W. A strided 1x1 convolution subsamples first (what it computes).
+    - An ungrouped 1x1 convolution is one matrix product (on CPU with `_pointwise`'s backward
+      pass). XLA:CPU computes the kernel gradient of a 1x1 convolution as a convolution over the
+      batch with both operands first transposed to channel-major (a third of a ResNet-50 train
+      step on CPU), while the gradient of a dot is one GEMM contracting N*H*W. A strided 1x1
+      convolution subsamples first (what it computes).
     - On CPU, a depthwise convolution (one filter per channel, MobileNet's) is a sum of k*k shifted,
       strided views of the input times per-channel weights, which XLA fuses into one loop; its
       grouped-convolution kernels are 5-100x slower forward and backward at MobileNet's shapes.
     - On CPU, other grouped convolutions (ResNeXt's 32 groups, AlexNet's two towers on one device)
       are one matmul per group over the k*k views (im2col): XLA:CPU's backward pass of a grouped
       convolution is 40x slower (12 s for ResNeXt-50's first 3x3 layer at batch 16).
+    - On CPU, other k x k convolutions whose maps outgrow `KERNEL_GRADIENT_CHUNK_BYTES` compute
+      their kernel gradient over chunks of the batch (`_spatial`).
     """
     plain = (
         rhs.ndim == 4
@@ -55,26 +58,17 @@ def conv_general_dilated(
         # "SAME" pads a 1x1 window by nothing, whatever the stride
         and (padding in ("SAME", "VALID") or all(tuple(p) == (0, 0) for p in padding))
     )
-    depthwise = (
-        plain
-        and feature_group_count > 1
-        and feature_group_count == lhs.shape[-1] == rhs.shape[-1]
-        and rhs.shape[2] == 1
-        and jax.default_backend() == "cpu"
-    )
-    grouped = plain and feature_group_count > 1 and not depthwise and jax.default_backend() == "cpu"
-    if depthwise:
-        return _depthwise(lhs, rhs, tuple(window_strides), padding)
-    if grouped:
-        return _grouped(lhs, rhs, tuple(window_strides), padding, feature_group_count)
-    spatial = plain and feature_group_count == 1 and not one_by_one and precision is None
-    if spatial and jax.default_backend() == "cpu":
-        if isinstance(padding, str):
-            padding = lax.padtype_to_pads(lhs.shape[1:3], rhs.shape[:2], window_strides, padding)
-        padding = tuple(tuple(p) for p in padding)
-        chunks = _kernel_gradient_chunks(lhs, rhs, window_strides, padding)
-        if chunks > 1:
-            return _spatial(lhs, rhs, tuple(window_strides), padding, chunks)
+    cpu = jax.default_backend() == "cpu"
+    if cpu and plain and not one_by_one:
+        strides = tuple(window_strides)
+        pads = _explicit_pads(lhs.shape, rhs.shape[:2], strides, padding)
+        if feature_group_count > 1:
+            if feature_group_count == lhs.shape[-1] == rhs.shape[-1] and rhs.shape[2] == 1:
+                return _depthwise(lhs, rhs, strides, pads)
+            return _grouped(lhs, rhs, strides, pads, feature_group_count)
+        chunks = _kernel_gradient_chunks(lhs, rhs, strides, pads)
+        if precision is None and chunks > 1:
+            return _spatial(lhs, rhs, strides, pads, chunks)
     if not one_by_one:
         return lax.conv_general_dilated(
             lhs, rhs, window_strides, padding, lhs_dilation, rhs_dilation, dimension_numbers,
@@ -83,18 +77,23 @@ def conv_general_dilated(
     sh, sw = window_strides
     if (sh, sw) != (1, 1):
         lhs = lhs[:, ::sh, ::sw, :]
-    if precision is None and jax.default_backend() == "cpu":
+    if precision is None and cpu:
         return _pointwise(lhs, rhs[0, 0])
     return lax.dot_general(lhs, rhs[0, 0], (((3,), (0,)), ((), ())), precision=precision)
 
 
-def _window_views(x, window, strides, padding, pad_value=0.0):
+def _explicit_pads(shape, window, strides, padding) -> tuple:
+    # "SAME"/"VALID" or (lo, hi) pairs for the spatial dims of an (N, H, W, C) shape, as pairs
+    if isinstance(padding, str):
+        padding = lax.padtype_to_pads(shape[1:3], window, strides, padding)
+    return tuple(tuple(p) for p in padding)
+
+
+def _window_views(x, window, strides, pads, pad_value=0.0):
     """The k*k strided views of the padded (N, H, W, C) map, one per window offset (i, j), row-major:
     view (i, j)[n, h, w] = x_padded[n, i + s_h h, j + s_w w]. Returns (padded shape, {(i, j): view}).
     """
-    if isinstance(padding, str):
-        padding = lax.padtype_to_pads(x.shape[1:3], window, strides, padding)
-    x = jnp.pad(x, ((0, 0), *[tuple(p) for p in padding], (0, 0)), constant_values=pad_value)
+    x = jnp.pad(x, ((0, 0), *pads, (0, 0)), constant_values=pad_value)
     n, height, width, c = x.shape
     (sh, sw), (kh, kw) = strides, window
     oh, ow = (height - kh) // sh + 1, (width - kw) // sw + 1
@@ -108,17 +107,17 @@ def _window_views(x, window, strides, padding, pad_value=0.0):
     return x.shape, views
 
 
-def _depthwise(x, kernel, strides, padding):
+def _depthwise(x, kernel, strides, pads):
     # sum over window offsets (i, j) of x_padded[n, i + s h, j + s w, c] * kernel[i, j, 0, c]
-    _, views = _window_views(x, kernel.shape[:2], strides, padding)
+    _, views = _window_views(x, kernel.shape[:2], strides, pads)
     return sum(view * kernel[i, j, 0] for (i, j), view in views.items())
 
 
-def _grouped(x, kernel, strides, padding, groups):
+def _grouped(x, kernel, strides, pads, groups):
     # Per group, the k*k views side by side (im2col) times that group's kernel: one batched matmul
     # over groups, contracting k*k*C_in/groups. Output channel o belongs to group o // (C_out/groups).
     kh, kw, group_in, out = kernel.shape
-    _, views = _window_views(x, (kh, kw), strides, padding)
+    _, views = _window_views(x, (kh, kw), strides, pads)
     n, oh, ow, _ = next(iter(views.values())).shape
     columns = jnp.stack([v.reshape(n, oh, ow, groups, group_in) for v in views.values()], axis=4)
     columns = columns.reshape(n, oh, ow, groups, kh * kw * group_in)
@@ -131,13 +130,13 @@ def _grouped(x, kernel, strides, padding, groups):
 KERNEL_GRADIENT_CHUNK_BYTES = 2 << 20
 
 
-def _kernel_gradient_chunks(x, kernel, strides, padding) -> int:
+def _kernel_gradient_chunks(x, kernel, strides, pads) -> int:
     """How many chunks of the batch the kernel gradient of this convolution is summed over (1: none)."""
     budget = KERNEL_GRADIENT_CHUNK_BYTES
     n, height, width, _ = x.shape
     out = [
         (size + lo + hi - k) // s + 1
-        for size, (lo, hi), k, s in zip((height, width), padding, kernel.shape[:2], strides)
+        for size, (lo, hi), k, s in zip((height, width), pads, kernel.shape[:2], strides)
     ]
     per_example = (math.prod(x.shape[1:]) + out[0] * out[1] * kernel.shape[-1]) * x.dtype.itemsize
     size = max(
@@ -146,8 +145,12 @@ def _kernel_gradient_chunks(x, kernel, strides, padding) -> int:
     return max(n // size, 1)
 
 
+def _conv(x, kernel, strides, pads):
+    return lax.conv_general_dilated(x, kernel, strides, pads, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+
+
 @functools.partial(jax.custom_vjp, nondiff_argnums=(2, 3, 4))
-def _spatial(x, kernel, strides, padding, chunks):
+def _spatial(x, kernel, strides, pads, chunks):
     """A k x k convolution whose kernel gradient is summed over `chunks` interleaved parts of the batch.
 
     XLA:CPU computes a kernel gradient as a convolution over the batch after transposing both
@@ -156,27 +159,24 @@ def _spatial(x, kernel, strides, padding, chunks):
     32 examples 147 ms against 75 ms in 4. A whole ResNet-18 step at batch 32 goes from 2.41 s to
     1.59 s, ResNet-50's at 16 from 2.12 s to 1.95 s. Forward and input gradient are lax's own.
     """
-    return lax.conv_general_dilated(x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC"))
+    return _conv(x, kernel, strides, pads)
 
 
-def _spatial_fwd(x, kernel, strides, padding, chunks):
-    return _spatial(x, kernel, strides, padding, chunks), (x, kernel)
+def _spatial_fwd(x, kernel, strides, pads, chunks):
+    return _conv(x, kernel, strides, pads), (x, kernel)
 
 
-def _spatial_bwd(strides, padding, chunks, residuals, g):
+def _spatial_bwd(strides, pads, chunks, residuals, g):
     x, kernel = residuals
-
-    def conv(x, kernel):
-        return lax.conv_general_dilated(
-            x, kernel, strides, padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
-        )
-
-    (dx,) = jax.vjp(lambda x: conv(x, kernel), x)[1](g)
+    (dx,) = jax.vjp(lambda x: _conv(x, kernel, strides, pads), x)[1](g)
     # interleaved chunks (example i in chunk i % chunks): each stays spread over a sharded batch
     n = x.shape[0]
     xs = x.reshape(n // chunks, chunks, *x.shape[1:])
     gs = g.reshape(n // chunks, chunks, *g.shape[1:])
-    dkernel = sum(jax.vjp(lambda k, c=c: conv(xs[:, c], k), kernel)[1](gs[:, c])[0] for c in range(chunks))
+    dkernel = sum(
+        jax.vjp(lambda k, c=c: _conv(xs[:, c], k, strides, pads), kernel)[1](gs[:, c])[0]
+        for c in range(chunks)
+    )
     return dx, dkernel
 
 
@@ -256,8 +256,7 @@ def _batch_norm_train(x, scale, bias, epsilon, dtype):
     keeps x (the convolution's output, which exists anyway) rather than the centred copy and
     partial products that differentiating the forward pass would keep.
     """
-    mean, var = _moments(x)
-    return _normalize(x, mean, var, scale, bias, epsilon, dtype), mean, var
+    return _batch_norm_train_fwd(x, scale, bias, epsilon, dtype)[0]
 
 
 def _batch_norm_train_fwd(x, scale, bias, epsilon, dtype):
@@ -295,8 +294,8 @@ class BatchNorm(nn.Module):
 
     The same variables as flax's nn.BatchNorm (params scale and bias; batch_stats mean and var, the
     biased batch variance) and the same results; training mode uses a fused closed-form backward
-    pass (`_batch_norm_train`), a sixth faster on a ResNet-50 CPU train step. Running averages are
-    not updated during init, as in flax.
+    pass (`_batch_norm_train`): with `relu`, a ResNet-50 CPU train step at batch 16 went from 2.96 s
+    to 2.34 s. Running averages are not updated during init, as in flax.
     """
 
     use_running_average: bool | None = None
@@ -344,9 +343,7 @@ def max_pool(x, window_shape, strides=None, padding="VALID"):
     strides = tuple(strides or (1,) * len(window_shape))
     if jax.default_backend() != "cpu" or x.ndim != 4 or len(window_shape) != 2:
         return nn.max_pool(x, tuple(window_shape), strides, padding)
-    if isinstance(padding, str):
-        padding = lax.padtype_to_pads(x.shape[1:3], window_shape, strides, padding)
-    return _max_pool(x, tuple(window_shape), strides, tuple(tuple(p) for p in padding))
+    return _max_pool(x, tuple(window_shape), strides, _explicit_pads(x.shape, window_shape, strides, padding))
 
 
 @functools.partial(jax.custom_vjp, nondiff_argnums=(1, 2, 3))
