@@ -1,6 +1,10 @@
 """jaxcnn: the classic ImageNet CNNs in JAX/Flax, with the papers' recipes."""
 
-from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
+from jaxcnn import host_memory
+
+host_memory.retain_freed_memory()  # before JAX starts its threads: see jaxcnn/host_memory.py
+
+from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model  # noqa: E402
 
 __version__ = "0.1.0"
 
