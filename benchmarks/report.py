@@ -49,6 +49,17 @@ def input_rate(results: dict, row: dict) -> str:
     return _num(rate, 0) if isinstance(rate, int | float) else "–"
 
 
+def rounds_note(results: dict) -> str:
+    """How many round-robin rounds each number is the median of, when more than one."""
+    rounds = results.get("settings", {}).get("rounds", 1)
+    if rounds == 1:
+        return ""
+    return (
+        f" Each (model, peer) was measured {rounds} times, round-robin over the table; "
+        "each cell shows its median round."
+    )
+
+
 def render(results: dict) -> str:
     """The README block: context line, throughput table, compile/memory table, launch times."""
     machine, versions = results["machine"], results["versions"]
@@ -58,7 +69,8 @@ def render(results: dict) -> str:
         f"{machine['memory_gib']} GiB, Python {machine['python']}; "
         + ", ".join(f"{k} {v}" for k, v in versions.items() if v)
         + f". Load average (1/5/15 min) {results['load_before']} before, {results['load_after']} "
-        f"after: other jobs share the cores, so compare ratios (same run) rather than absolute rates.",
+        f"after: other jobs share the cores, so compare ratios (same run) rather than absolute rates."
+        + rounds_note(results),
         "",
         f"Matmul peak ({mm['size']}x{mm['size']} float32): "
         + ", ".join(f"{k.removesuffix('_gflops')} {v:.0f} GFLOP/s" for k, v in mm.items() if k != "size")

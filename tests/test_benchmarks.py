@@ -137,7 +137,8 @@ def test_keras_resnet50_is_paired_with_the_v1_network():
     [
         (["--models", "resnet51"], "unknown model"),
         (["--peers", "jaxcnn,mxnet"], "unknown peer"),
-        (["--steps", "0"], "--steps and --matmul_size >= 1"),
+        (["--steps", "0"], "--steps, --rounds and --matmul_size >= 1"),
+        (["--rounds", "0"], "--steps, --rounds and --matmul_size >= 1"),
     ],
 )
 def test_cli_rejects_bad_arguments(args, message, capsys):
@@ -161,3 +162,14 @@ def test_peers_reject_unknown_networks(peer, network, message):
         [sys.executable, "-c", code], cwd=ROOT, env=child_env(), capture_output=True, text=True, timeout=300
     )
     assert proc.returncode == 1 and f"ValueError: {message}" in proc.stderr
+
+
+def test_rounds_keep_the_median_measurement_and_every_step_time():
+    rounds = [{"step_s": 3.0, "x": "a"}, {"error": "timeout"}, {"step_s": 1.0, "x": "b"}]
+    rounds.append({"step_s": 2.0, "x": "c"})
+    kept = run.median_round(rounds)
+    assert kept["x"] == "c" and kept["step_s"] == 2.0
+    assert kept["step_s_rounds"] == [3.0, None, 1.0, 2.0]
+    assert run.median_round([{"error": "timeout"}]) == {"error": "timeout"}  # all failed: the reason
+    assert "measured 3 times" in report.rounds_note({"settings": {"rounds": 3}})
+    assert report.rounds_note({"settings": {"rounds": 1}}) == ""
