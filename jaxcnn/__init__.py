@@ -2,7 +2,7 @@
 
 from jaxcnn import host_memory
 
-host_memory.retain_freed_memory()  # before JAX starts its threads: see jaxcnn/host_memory.py
+host_memory.retain_freed_memory()  # opt-in, before JAX starts its threads: see jaxcnn/host_memory.py
 
 from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model  # noqa: E402
 

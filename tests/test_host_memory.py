@@ -44,7 +44,9 @@ def test_retained_temporaries_take_no_page_faults():
 
 def test_bad_setting_is_named(monkeypatch):
     monkeypatch.setenv(host_memory.ENV, "yes")
-    with pytest.raises(ValueError, match=r"JAXCNN_RETAIN_HOST_MEMORY='yes': expected 0 \(off\) or 1"):
+    with pytest.raises(
+        ValueError, match=r"JAXCNN_RETAIN_HOST_MEMORY='yes': expected 0 \(off, the default\) or 1"
+    ):
         host_memory.retain_freed_memory()
 
 
@@ -56,6 +58,16 @@ def test_cpu_only_follows_jax_platforms(monkeypatch, platforms, expected):
     assert host_memory.cpu_only() is expected
 
 
-def test_off_setting_changes_nothing(monkeypatch):
-    monkeypatch.setenv(host_memory.ENV, "0")
+@pytest.mark.parametrize("setting", [None, "0"])
+def test_off_unless_asked_for(monkeypatch, setting):
+    if setting is None:
+        monkeypatch.delenv(host_memory.ENV, raising=False)
+    else:
+        monkeypatch.setenv(host_memory.ENV, setting)
+    assert host_memory.retain_freed_memory() is False
+
+
+def test_accelerator_hosts_are_left_alone(monkeypatch):
+    monkeypatch.setenv(host_memory.ENV, "1")
+    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
     assert host_memory.retain_freed_memory() is False
