@@ -32,7 +32,7 @@ test-slow: data
 
 # jaxcnn beside Keras (JAX) and torchvision: rewrites benchmarks/results.json and the README table.
 bench: data
-	$(BIN)/python -m benchmarks.run
+	$(BIN)/python -m benchmarks.run --rounds 2
 
 # Regenerate the lock after changing dependencies in pyproject.toml.
 lock:

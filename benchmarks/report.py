@@ -56,7 +56,7 @@ def rounds_note(results: dict) -> str:
         return ""
     return (
         f" Each (model, peer) was measured {rounds} times, round-robin over the table; "
-        "each cell shows its median round."
+        "each cell shows its median round (of an even count, the faster middle one)."
     )
 
 
