@@ -98,33 +98,28 @@ def run(
     probe = ["-m", "benchmarks.matmul_peak", "--size", str(matmul_size)]
     log("matmul peak ...")
     results["matmul"] = proc.run_child(probe, timeout=timeout)
-    rows = []
+    rows, pairs = [], []  # pairs: (row, peer, the peer's network) for each measurement
     for model in models:
         workload = workloads.get(model)
-        rows.append(
-            {
-                "model": model,
-                "batch_size": batch_size or workload.batch_size,
-                "gflop_per_image": model_gflop_per_image(model, image_size),
-                "note": workload.note,
-            }
-        )
-    measured = {}  # (model, peer) -> [one measurement per round]
-    for r in range(rounds):
-        for row in rows:
-            workload = workloads.get(row["model"])
-            for peer in peers:
-                network = workloads.peer_network(workload, peer)
-                if network is None:
-                    continue
-                batch = row["batch_size"]
-                log(f"round {r + 1}/{rounds}, {row['model']}: {peer} {network} at batch {batch} ...")
-                m = measure_peer(peer, network, batch, samples, image_size, timeout)
-                measured.setdefault((row["model"], peer), []).append(m)
-    for row in rows:
+        row = {
+            "model": model,
+            "batch_size": batch_size or workload.batch_size,
+            "gflop_per_image": model_gflop_per_image(model, image_size),
+            "note": workload.note,
+        }
+        rows.append(row)
         for peer in peers:
-            if (row["model"], peer) in measured:
-                row[peer] = median_round(measured[row["model"], peer])
+            network = workloads.peer_network(workload, peer)
+            if network is not None:
+                pairs.append((row, peer, network))
+    measured = [[] for _ in pairs]  # one measurement per round for each pair
+    for r in range(rounds):
+        for (row, peer, network), rounds_so_far in zip(pairs, measured):
+            batch = row["batch_size"]
+            log(f"round {r + 1}/{rounds}, {row['model']}: {peer} {network} at batch {batch} ...")
+            rounds_so_far.append(measure_peer(peer, network, batch, samples, image_size, timeout))
+    for (row, peer, _), rounds_of_pair in zip(pairs, measured):
+        row[peer] = median_round(rounds_of_pair)
     results["rows"] = rows
     # The peak is a property of the machine: other jobs can only lower a reading, so the best of a
     # probe before and one after the measurements is the estimate.
