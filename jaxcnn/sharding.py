@@ -108,6 +108,28 @@ def param_sharding(tree: Any, mesh: Mesh, min_size: int = 2**18) -> Any:
     return jax.tree.map(spec, tree)
 
 
+def one_step_at_a_time_on_cpu(step_fn, mesh: Mesh):
+    """`step_fn`, made to wait for its results when the mesh holds several CPU devices of this process.
+
+    XLA:CPU launches each device's share of a multi-device program on a shared pool with one thread
+    per device, and a launch that holds a collective keeps its thread until every device has joined.
+    When the host dispatches step N+1 before all of step N's launches have started, step N+1's
+    launches can take the threads that step N's last launches need, and they wait on those devices'
+    step N: a deadlock (seen with 8 fake devices on 2 busy cores, 1 run in 3, at a random step).
+    Waiting for each step's results before dispatching the next rules that out. Accelerators, and
+    one CPU device, keep asynchronous dispatch.
+    """
+    devices = mesh.devices.flat
+    local_cpus = [d for d in devices if d.platform == "cpu" and d.process_index == jax.process_index()]
+    if len(local_cpus) < 2:
+        return step_fn
+
+    def step_and_wait(*args, **kwargs):
+        return jax.block_until_ready(step_fn(*args, **kwargs))
+
+    return step_and_wait
+
+
 def shard_batch(batch, mesh: Mesh):
     """Assembles each process's slice of every array of the global batch (a dict, possibly holding
     tuples of view groups) into one global jax.Array split over the data axis."""

@@ -159,11 +159,12 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
 
 def jit_train_step(model, tx, config, mesh, state):
     """train_step as the trainer runs it: jitted once, the state donated, its shardings kept."""
-    return jax.jit(
+    step_fn = jax.jit(
         functools.partial(train_step, model, tx, config),
         out_shardings=(state_sharding(state, mesh), sharding.replicated(mesh)),
         donate_argnums=0,
     )
+    return sharding.one_step_at_a_time_on_cpu(step_fn, mesh)
 
 
 def run_eval(
@@ -182,6 +183,7 @@ def run_eval(
 def evaluate_state(model, state, split, config, mesh, protocols) -> dict[str, float]:
     """Every protocol on the state's weights (and on their EMA when kept), each under its own name."""
     eval_fn = jax.jit(lambda p, bs, b: evaluate.eval_step(model, variables_of(p, bs), b))
+    eval_fn = sharding.one_step_at_a_time_on_cpu(eval_fn, mesh)
     metrics = {}
     for protocol in protocols:
         metrics |= run_eval(
@@ -374,7 +376,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                 or last
                 or preempted
             ):
-                stacked = jax.device_get(pending)  # the only host sync of the training loop
+                stacked = jax.device_get(pending)  # the loop's only host sync (on accelerators)
                 _check_finite([float(m["loss"]) for m in stacked], done - len(stacked) + 1)
                 elapsed = time.perf_counter() - window_start
                 train = {

@@ -103,3 +103,17 @@ def test_sharded_forward_grad_and_step_equal_one_device(model_parallel):
     new_fc6 = got[0]["fc6"]["kernel"]
     assert new_fc6.sharding.spec == fc6.sharding.spec
     assert {s.data.shape for s in new_fc6.addressable_shards} == {(7 * 7 * 16, 64 // model_parallel)}
+
+
+def test_steps_over_several_cpu_devices_wait_for_their_results():
+    """Two CPU devices: each call returns finished arrays, so the next dispatch cannot overtake it."""
+    mesh = sharding.create_mesh()
+    step = jax.jit(lambda x: jnp.sum(x) * x, out_shardings=sharding.batch_sharding(mesh))
+    x = jax.device_put(jnp.arange(2 * 512.0).reshape(2, 512), sharding.batch_sharding(mesh))
+    wrapped = sharding.one_step_at_a_time_on_cpu(step, mesh)
+    assert wrapped is not step
+    for _ in range(3):
+        x = wrapped(x / 1e6)
+        assert x.is_ready()
+    one_device = jax.sharding.Mesh(np.array(jax.devices()[:1]).reshape(1, 1), ("data", "model"))
+    assert sharding.one_step_at_a_time_on_cpu(step, one_device) is step
