@@ -83,6 +83,7 @@ def measure(peer: str, network: str, batch_size: int, samples: int, image_size: 
         "images_per_s": batch_size / step_s,
         "baseline_rss_mb": baseline_mb,
         "peak_rss_mb": peak_rss_mb(),
+        "allocator": "mimalloc" if "libmimalloc" in os.environ.get("LD_PRELOAD", "") else "system",
     }
 
 
@@ -94,6 +95,10 @@ def main(argv=None) -> None:
     parser.add_argument("--samples", type=int, default=3, help="timed windows (each >= 0.2 s)")
     parser.add_argument("--image_size", type=int, default=0, help="0: the native resolution")
     args = parser.parse_args(argv)
+    if args.peer == "jaxcnn" and argv is None:  # as a command, not when called from Python
+        from jaxcnn import host_memory
+
+        host_memory.use_mimalloc()  # the allocator jaxcnn.main trains with (jaxcnn/host_memory.py)
     try:
         result = measure(args.peer, args.network, args.batch_size, args.samples, args.image_size)
     except (ValueError, FloatingPointError) as e:

@@ -1,20 +1,19 @@
 """jaxcnn: the classic ImageNet CNNs in JAX/Flax, with the papers' recipes."""
 
-from jaxcnn import host_memory
-
-host_memory.retain_freed_memory()  # opt-in, before JAX starts its threads: see jaxcnn/host_memory.py
-
-from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model  # noqa: E402
+import importlib
 
 __version__ = "0.1.0"
 
-__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model", "summary"]
+# Loaded on first use, so that `python -m jaxcnn.main` can choose the process's allocator
+# (jaxcnn/host_memory.py) before JAX and Flax are imported.
+_REGISTRY = ("ModelInfo", "create_model", "list_models", "model_info", "register_model")
+_LAZY = {name: "jaxcnn.registry" for name in _REGISTRY}
+_LAZY["summary"] = "jaxcnn.model_summary"
+
+__all__ = sorted(_LAZY)
 
 
 def __getattr__(name):
-    # `summary` loads lazily so that `python -m jaxcnn.model_summary` runs its module only once.
-    if name == "summary":
-        from jaxcnn.model_summary import summary
-
-        return summary
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'jaxcnn' has no attribute {name!r}")

@@ -7,6 +7,13 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
+from jaxcnn import host_memory  # noqa: E402
+
+try:
+    host_memory.use_mimalloc()  # re-executes this command under mimalloc on CPU-only hosts, once
+except ValueError as e:
+    sys.exit(f"error: {e}")
+
 from absl import app, flags, logging  # noqa: E402
 from ml_collections import config_flags  # noqa: E402
 

@@ -1,4 +1,5 @@
-"""jaxcnn.host_memory: XLA:CPU's freed temporaries stay mapped, so later steps take no page faults."""
+"""jaxcnn.host_memory: the command line re-runs itself under mimalloc on CPU-only hosts, and there
+XLA:CPU's freed temporaries are reused instead of faulted in again every step."""
 
 import json
 import subprocess
@@ -8,11 +9,16 @@ import pytest
 
 from jaxcnn import host_memory
 
-# A fresh interpreter imports jaxcnn first (as users do), then runs a jitted step whose 64 MiB
-# intermediate is one of XLA's temporaries, and counts the page faults of its 2nd-4th runs.
+# A fresh interpreter starts the way jaxcnn.main does (use_mimalloc first), then runs a jitted step
+# whose 64 MiB intermediate is one of XLA's temporaries, and counts the page faults of its 2nd-4th
+# runs. It reports whether mimalloc is mapped into it, and how many times it started.
 STEPS = """
-import json, resource
-import jaxcnn, jax, jax.numpy as jnp
+import json, os, resource
+from jaxcnn import host_memory
+starts = int(os.environ.get("STARTS", "0")) + 1
+os.environ["STARTS"] = str(starts)
+host_memory.use_mimalloc()
+import jax, jax.numpy as jnp
 
 @jax.jit
 def step(x, w):
@@ -24,30 +30,48 @@ before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
 for _ in range(3):
     step(x, x).block_until_ready()
 faults = resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before
-print(json.dumps({"faults": faults}))
+mapped = "libmimalloc" in open("/proc/self/maps").read()
+print(json.dumps({"faults_per_step": faults / 3, "mimalloc": mapped, "starts": starts}))
 """
 TEMPORARY_PAGES = 4096 * 4096 * 4 // 4096
 
 
-def faults_per_step(setting: str) -> float:
-    env = {"JAXCNN_RETAIN_HOST_MEMORY": setting, "JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+def run_steps(**env) -> dict:
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin", **env}
     done = subprocess.run([sys.executable, "-c", STEPS], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
-    return json.loads(done.stdout.splitlines()[-1])["faults"] / 3
+    return json.loads(done.stdout.splitlines()[-1])
 
 
-def test_retained_temporaries_take_no_page_faults():
-    # without the setting glibc unmaps the 64 MiB temporary after each run and faults it back in
-    assert faults_per_step("0") > TEMPORARY_PAGES / 2
-    assert faults_per_step("1") < TEMPORARY_PAGES / 20
+def test_mimalloc_is_installed_with_jaxcnn():
+    # a dependency on x86-64 Linux (pyproject.toml): without it the default would silently be glibc
+    library = host_memory.mimalloc_library()
+    assert library is not None and library.name.startswith("libmimalloc.so.")
+
+
+def test_under_mimalloc_temporaries_take_no_page_faults():
+    default = run_steps()
+    assert default["mimalloc"] and default["starts"] == 2  # re-executed once, not again
+    assert default["faults_per_step"] < TEMPORARY_PAGES / 20
+    # glibc unmaps the 64 MiB temporary after each run and faults it back in
+    system = run_steps(JAXCNN_ALLOCATOR="system")
+    assert not system["mimalloc"] and system["starts"] == 1
+    assert system["faults_per_step"] > TEMPORARY_PAGES / 2
 
 
 def test_bad_setting_is_named(monkeypatch):
-    monkeypatch.setenv(host_memory.ENV, "yes")
-    with pytest.raises(
-        ValueError, match=r"JAXCNN_RETAIN_HOST_MEMORY='yes': expected 0 \(off, the default\) or 1"
-    ):
-        host_memory.retain_freed_memory()
+    monkeypatch.setenv(host_memory.ENV, "jemalloc")
+    with pytest.raises(ValueError, match=r"JAXCNN_ALLOCATOR='jemalloc': expected one of mimalloc, system"):
+        host_memory.use_mimalloc()
+
+
+def test_bad_setting_fails_the_command_line_before_training(tmp_path):
+    env = {"JAXCNN_ALLOCATOR": "tcmalloc", "PATH": "/usr/bin:/bin"}
+    args = ["-m", "jaxcnn.main", "--config=configs/lenet5_mnist.py", f"--workdir={tmp_path}"]
+    done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 1
+    assert "error: JAXCNN_ALLOCATOR='tcmalloc': expected one of mimalloc, system" in done.stderr
+    assert not any(tmp_path.iterdir())
 
 
 @pytest.mark.parametrize(
@@ -58,16 +82,21 @@ def test_cpu_only_follows_jax_platforms(monkeypatch, platforms, expected):
     assert host_memory.cpu_only() is expected
 
 
-@pytest.mark.parametrize("setting", [None, "0"])
-def test_off_unless_asked_for(monkeypatch, setting):
-    if setting is None:
-        monkeypatch.delenv(host_memory.ENV, raising=False)
-    else:
-        monkeypatch.setenv(host_memory.ENV, setting)
-    assert host_memory.retain_freed_memory() is False
+def test_preload_environment(monkeypatch):
+    monkeypatch.setenv("JAX_PLATFORMS", "cpu")
+    monkeypatch.delenv(host_memory.ENV, raising=False)
+    monkeypatch.setenv("LD_PRELOAD", "libother.so")
+    monkeypatch.setenv("MIMALLOC_PURGE_DELAY", "50")
+    env = host_memory.relaunch_environment()
+    assert env["LD_PRELOAD"] == f"{host_memory.mimalloc_library()}:libother.so"
+    assert env["MIMALLOC_PURGE_DELAY"] == "50"  # a user's own setting is kept
+    monkeypatch.setenv("LD_PRELOAD", env["LD_PRELOAD"])
+    assert host_memory.relaunch_environment() is None  # already preloaded: no second re-execution
 
 
-def test_accelerator_hosts_are_left_alone(monkeypatch):
-    monkeypatch.setenv(host_memory.ENV, "1")
-    monkeypatch.setenv("JAX_PLATFORMS", "cuda")
-    assert host_memory.retain_freed_memory() is False
+@pytest.mark.parametrize("setting, platforms", [("system", "cpu"), ("mimalloc", "cuda"), ("mimalloc", "tpu")])
+def test_glibc_kept_when_asked_or_on_accelerator_hosts(monkeypatch, setting, platforms):
+    monkeypatch.setenv(host_memory.ENV, setting)
+    monkeypatch.setenv("JAX_PLATFORMS", platforms)
+    monkeypatch.delenv("LD_PRELOAD", raising=False)
+    assert host_memory.relaunch_environment() is None
