@@ -1,14 +1,16 @@
-"""mimalloc for XLA:CPU: a CPU train step reuses its temporaries instead of faulting them in each step.
+"""mimalloc for XLA:CPU: a CPU train step takes far fewer page faults for its large temporaries.
 
 XLA:CPU allocates one block per execution for a step's temporaries (1.45 GB for ResNet-50 at batch
 16, 3.7 GB for MobileNet v2 at 32) with malloc on a worker thread. glibc serves a block that large
 from a fresh mmap and unmaps it when it is freed, so each step the kernel faults it in and zeroes it
-again: 365,000 page faults and 0.75 s of system time per ResNet-50 step on 2 cores. mimalloc keeps a
-freed block for `MIMALLOC_PURGE_DELAY` ms (1000 here) before returning it, and the next step, which
-comes sooner, takes it back whole. Measured on 2 cores (benchmarks/README.md): ResNet-50 at batch 16
-2.0 -> 1.65 s per step, MobileNet v2 at 32 2.1 -> 1.2 s, resident memory no larger than with glibc
-(the block is returned once the steps stop). glibc's own way to keep it (one arena, no mmap, no
-trim) grew MobileNet v2's heap from 4 to 23 GB in 25 steps; mimalloc's stays below 4.6 GB.
+again: 365,000 page faults and 0.75 s of system time per ResNet-50 step on 2 cores. Under mimalloc
+(`MIMALLOC_PURGE_DELAY=1000`: freed memory is kept 1 s before it is returned) a whole ResNet-50
+measurement takes 110,000-127,000 page faults instead of 2.27 million. Measured on 2 cores,
+interleaved (benchmarks/README.md): ResNet-50 at batch 16 2.02 -> 1.60-1.75 s per step,
+MobileNet v2 at 32 2.08 -> 1.19 s with resident memory no larger than glibc's (4.5 GB at most in
+40 steps). VGG-16 at batch 8 is mixed, 3.05 -> 2.73-4.2 s: JAXCNN_ALLOCATOR=system for it.
+glibc's own way to keep such blocks (one arena, no mmap, no trim) grew MobileNet v2's heap from
+4 to 23 GB in 25 steps.
 
 An allocator must be in place before the process starts, so the command line (`jaxcnn.main`, and
 `benchmarks.measure` for jaxcnn) calls `use_mimalloc` first: it re-executes the same command with
