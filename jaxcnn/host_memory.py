@@ -8,7 +8,8 @@ again: 365,000 page faults and 0.75 s of system time per ResNet-50 step on 2 cor
 measurement takes 110,000-127,000 page faults instead of 2.27 million. Measured on 2 cores,
 interleaved (benchmarks/README.md): ResNet-50 at batch 16 2.02 -> 1.60-1.75 s per step,
 MobileNet v2 at 32 2.08 -> 1.19 s with resident memory no larger than glibc's (4.5 GB at most in
-40 steps). VGG-16 at batch 8 is mixed, 3.05 -> 2.73-4.2 s: JAXCNN_ALLOCATOR=system for it.
+40 steps). VGG-16 at batch 8 is mixed, 3.05 -> 2.73-4.3 s (the slow runs are transparent huge pages,
+which MobileNet v2 needs): JAXCNN_ALLOCATOR=system or MIMALLOC_ALLOW_THP=0 for it.
 glibc's own way to keep such blocks (one arena, no mmap, no trim) grew MobileNet v2's heap from
 4 to 23 GB in 25 steps.
 
