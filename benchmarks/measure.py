@@ -25,6 +25,8 @@ import statistics
 import sys
 import time
 
+from jaxcnn import host_memory
+
 MIN_WINDOW_S = 0.2
 
 
@@ -83,7 +85,7 @@ def measure(peer: str, network: str, batch_size: int, samples: int, image_size: 
         "images_per_s": batch_size / step_s,
         "baseline_rss_mb": baseline_mb,
         "peak_rss_mb": peak_rss_mb(),
-        "allocator": "mimalloc" if "libmimalloc" in os.environ.get("LD_PRELOAD", "") else "system",
+        "allocator": "mimalloc" if host_memory.preloaded() else "system",
     }
 
 
@@ -96,8 +98,6 @@ def main(argv=None) -> None:
     parser.add_argument("--image_size", type=int, default=0, help="0: the native resolution")
     args = parser.parse_args(argv)
     if args.peer == "jaxcnn" and argv is None:  # as a command, not when called from Python
-        from jaxcnn import host_memory
-
         host_memory.use_mimalloc()  # the allocator jaxcnn.main trains with (jaxcnn/host_memory.py)
     try:
         result = measure(args.peer, args.network, args.batch_size, args.samples, args.image_size)

@@ -30,7 +30,7 @@ from pathlib import Path
 
 ENV = "JAXCNN_ALLOCATOR"
 CHOICES = ("mimalloc", "system")
-PURGE_DELAY_MS = "1000"  # longer than a step's gap between freeing its block and the next allocating it
+PURGE_DELAY_MS = "1000"  # ResNet-50 b16: 1.65 s per step at 1000 ms, 1.82 s at mimalloc's 10 ms
 
 
 def cpu_only() -> bool:
@@ -66,6 +66,11 @@ def allocator() -> str:
     return setting
 
 
+def preloaded() -> bool:
+    """Whether this process runs with mimalloc preloaded."""
+    return "libmimalloc" in os.environ.get("LD_PRELOAD", "")
+
+
 def relaunch_environment() -> dict[str, str] | None:
     """The environment to re-execute this command in with mimalloc preloaded, or None when the
     process should go on as it is (already preloaded, asked not to, not a CPU-only Linux host, or
@@ -73,9 +78,9 @@ def relaunch_environment() -> dict[str, str] | None:
     if allocator() == "system" or sys.platform != "linux" or not cpu_only():
         return None
     library = mimalloc_library()
-    preload = os.environ.get("LD_PRELOAD", "")
-    if library is None or "libmimalloc" in preload:
+    if library is None or preloaded():
         return None
+    preload = os.environ.get("LD_PRELOAD", "")
     env = dict(os.environ)
     env["LD_PRELOAD"] = f"{library}:{preload}" if preload else str(library)
     env.setdefault("MIMALLOC_PURGE_DELAY", PURGE_DELAY_MS)
