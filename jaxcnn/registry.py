@@ -16,25 +16,27 @@ class ModelInfo:
 
     Attributes:
       name: registry name (torchvision's where torchvision has the network).
+      family: the module of jaxcnn.models that defines it ("resnet", "vgg", ...).
       num_params: trainable parameters at the default `num_classes`.
+      gmacs: multiply-adds (conv + dense, one image at `input_size`) in billions, as `summary`
+        counts them; torchvision's published figure where torchvision has the network.
       input_size: (height, width, channels) the paper feeds the network.
       num_classes: the default number of outputs.
-      paper: the reference, "Authors Year, Title".
-      notes: what a reader should know (deviations, fixed parts, choices).
+      reference: the paper, "Authors Year, Title".
+      notes: what a reader should know (deviations, fixed parts, choices); no figures, which are fields.
       reported: the paper's reported errors, e.g. {"mnist/test_error": 0.95} (percent).
-      gmacs: multiply-adds (conv + dense, one image at input_size) in billions, the reference
-        figure (torchvision's or the paper's) that `summary` must reproduce; None if unknown.
       small_input_size: a small spatial size the architecture accepts, for fast tests.
     """
 
     name: str
+    family: str
     num_params: int
+    gmacs: float
     input_size: tuple[int, int, int]
     num_classes: int
-    paper: str
+    reference: str
     notes: str = ""
     reported: dict[str, float] = dataclasses.field(default_factory=dict)
-    gmacs: float | None = None
     small_input_size: int = 32
 
 
@@ -42,12 +44,25 @@ _MODELS: dict[str, tuple[Callable[..., nn.Module], dict[str, Any], ModelInfo]] =
 
 
 def register_model(
-    name: str, constructor: Callable[..., nn.Module], kwargs: dict[str, Any], **facts: Any
+    name: str, kwargs: dict[str, Any] | None = None, *, constructor: Callable[..., nn.Module], **facts: Any
 ) -> None:
-    """Registers `constructor(**kwargs)` under `name` with its facts (see ModelInfo)."""
+    """Registers `constructor(**kwargs)` under `name` with its facts.
+
+    A family binds what its variants share once and then registers one row per variant:
+
+        _resnet = functools.partial(register_model, constructor=ResNet, input_size=(224, 224, 3), ...)
+        _resnet("resnet50", dict(block="bottleneck", stage_sizes=(3, 4, 6, 3)), num_params=..., gmacs=...)
+
+    Args:
+      name: the registry name; registering a name twice raises ValueError.
+      kwargs: the constructor's fields for this variant (none: its defaults).
+      constructor: the flax module class.
+      **facts: the ModelInfo fields other than `name` and `family` (the constructor's module).
+    """
     if name in _MODELS:
         raise ValueError(f"model {name!r} is already registered")
-    _MODELS[name] = (constructor, dict(kwargs), ModelInfo(name=name, **facts))
+    family = constructor.__module__.rpartition(".")[2]
+    _MODELS[name] = (constructor, dict(kwargs or {}), ModelInfo(name=name, family=family, **facts))
 
 
 def list_models() -> list[str]:

@@ -215,19 +215,21 @@ def _mean_over_positions(x):
     return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
 
 
-register_model(
-    "alexnet", AlexNet,
-    dict(layers=ALEXNET_2014, adaptive_pool=(6, 6), dropout_on="inputs"),
-    num_params=61_100_840, input_size=(224, 224, 3), num_classes=1000, paper=KRIZHEVSKY_2014,
+_alexnet = functools.partial(register_model, constructor=AlexNet, num_classes=1000)
+
+_alexnet(
+    "alexnet", dict(layers=ALEXNET_2014, adaptive_pool=(6, 6), dropout_on="inputs"),
+    input_size=(224, 224, 3), reference=KRIZHEVSKY_2014, num_params=61_100_840, gmacs=0.714,
+    small_input_size=63,
     notes="torchvision's single-column AlexNet: conv 64@11x11/4 pad 2, 192@5x5, 384, 256, 256@3x3, "
     "no LRN, max-pool 3x3/2, adaptive avg-pool to 6x6, dropout 0.5 on the inputs of fc6/fc7. "
     "Initialised as the 2012 paper (N(0, 0.01), biases 1 in conv2/4/5, fc6/7); the 2014 note gives "
-    "no init. No error reported for this exact net; torchvision's weights: 56.52 / 79.07 acc@1/5.",
-    gmacs=0.714, small_input_size=63,
+    "no init. No error reported for this exact net",
 )  # fmt: skip
-register_model(
-    "alexnet_2012", AlexNet, dict(layers=ALEXNET_2012, towers=2),
-    num_params=60_965_224, input_size=(227, 227, 3), num_classes=1000, paper=KRIZHEVSKY_2012,
+_alexnet(
+    "alexnet_2012", dict(layers=ALEXNET_2012, towers=2),
+    input_size=(227, 227, 3), reference=KRIZHEVSKY_2012, num_params=60_965_224, gmacs=0.724,
+    small_input_size=67,
     notes="the two-GPU network as one graph: conv2/4/5 grouped (feature_group_count=2), conv3 and "
     "the fc layers across both towers; tower_axis='model' places the towers on two devices (same "
     "outputs). LRN k=2 n=5 alpha=1e-4 beta=0.75 after ReLU of conv1/2, within each tower's maps; "
@@ -235,17 +237,15 @@ register_model(
     "Dropout on the outputs of fc6 and fc7 (Sec. 4.2). Errors: ILSVRC-2012 val, 1 CNN, 10 patches. "
     "Below 227 fc6 sees a smaller map (no adaptive pool, as the paper), so its shape changes.",
     reported={"imagenet/top1_error_10crop": 40.7, "imagenet/top5_error_10crop": 18.2},
-    gmacs=0.724, small_input_size=67,
 )  # fmt: skip
-register_model(
-    "zfnet", AlexNet, dict(layers=ZFNET, ceil_pool=True, one_bias=()),
-    num_params=62_357_608, input_size=(224, 224, 3), num_classes=1000, paper=ZEILER_2014,
+_alexnet(
+    "zfnet", dict(layers=ZFNET, ceil_pool=True, one_bias=()),
+    input_size=(224, 224, 3), reference=ZEILER_2014, num_params=62_357_608, gmacs=1.168,
+    small_input_size=63,
     notes="Table 2 '1 convnet' (Fig. 3): conv1 96@7x7/2 pad 1 (110x110), pool 3x3/2 ceil (55), LRN, "
     "conv2 256@5x5/2 pad 0 (26), pool ceil (13), LRN, conv3/4/5 384/384/256@3x3 pad 1, pool (6x6x256), "
     "fc 4096-4096-1000, dropout 0.5 on fc6/fc7 outputs; ungrouped. Paddings and LRN constants "
     "(AlexNet's) are not in the paper. Init N(0, 0.01), biases 0 (Sec. 3); the RMS-0.1 filter "
-    "renormalisation of Sec. 3 is a training-time rule, not built in. Params: conv 3,726,464 + fc "
-    "58,631,144; MACs: conv 1,109,410,944 + fc 58,621,952 = 1.168 G. Errors averaged over 10 crops.",
+    "renormalisation of Sec. 3 is a training-time rule, not built in. Errors averaged over 10 crops.",
     reported={"imagenet/top1_error_10crop": 38.4, "imagenet/top5_error_10crop": 16.5},
-    gmacs=1.168, small_input_size=63,
 )  # fmt: skip

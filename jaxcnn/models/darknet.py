@@ -141,21 +141,18 @@ class Darknet53(nn.Module):
         return _classify(x, self.num_classes, self.dtype, "fc")
 
 
-register_model(
-    "darknet19", Darknet19, dict(body=DARKNET19_BODY),
-    num_params=20_842_376, input_size=(224, 224, 3), num_classes=1000, paper=REDMON_2017,
+_darknet = functools.partial(register_model, num_classes=1000, small_input_size=32)
+
+_darknet(
+    "darknet19", dict(body=DARKNET19_BODY), constructor=Darknet19, reference=REDMON_2017,
+    num_params=20_842_376, gmacs=2.791, input_size=(224, 224, 3),
     notes="Table 6: 18 conv-BN-leaky(0.1) layers (no bias) + 5 max-pools, conv19 1x1 to 1000 classes "
-    "with bias and no BN, global average pool. Params (computed): 19,802,976 conv weights + 14,400 BN "
-    "gamma/beta + 1,025,000 in conv19 = 20,842,376. 2.791 G multiply-adds at 224 = the paper's "
-    "5.58 G FLOPs (darknet counts 2 FLOPs per multiply-add)",
-    gmacs=2.79, small_input_size=32,
+    "with bias and no BN, global average pool. The paper's FLOPs count 2 per multiply-add",
 )  # fmt: skip
-register_model(
-    "darknet53", Darknet53, dict(stem_features=32, stage_blocks=(1, 2, 8, 8, 4)),
-    num_params=41_609_928, input_size=(256, 256, 3), num_classes=1000, paper=REDMON_2018,
+_darknet(
+    "darknet53", dict(stem_features=32, stage_blocks=(1, 2, 8, 8, 4)), constructor=Darknet53,
+    reference=REDMON_2018, num_params=41_609_928, gmacs=9.350, input_size=(256, 256, 3),
     notes="Table 1: conv-BN-leaky(0.1) layers without bias, residual units 1, 2, 8, 8, 4, fc 1000 "
-    "with bias run as a 1x1 conv before the global average pool (as darknet). Params 41,609,928 "
-    "(computed: 40,549,216 conv weights + 35,712 BN gamma/beta + 1,025,000 fc); 9.350 G "
-    "multiply-adds at 256 = the paper's 18.7 Bn FLOPs (Table 2); input 256 as the paper's comparison",
-    gmacs=9.35, small_input_size=32,
+    "with bias run as a 1x1 conv before the global average pool (as darknet). Input 256 as the "
+    "paper's comparison (Table 2), whose FLOPs count 2 per multiply-add",
 )  # fmt: skip

@@ -117,36 +117,34 @@ _NOTES = (
     "DenseNet-BC as torchvision: bottleneck 4k, compression 0.5, stem 7x7/2 conv + BN + ReLU + "
     "3x3/2 max-pool (pad 1), convs without bias, final BN-ReLU, fc with bias"
 )
+_densenet = functools.partial(
+    register_model, constructor=DenseNet, input_size=(224, 224, 3), num_classes=1000, reference=HUANG_2017,
+    notes=_NOTES,
+)  # fmt: skip
 
-register_model(
-    "densenet121", DenseNet, dict(block_layers=(6, 12, 24, 16), growth_rate=32, stem_features=64),
-    num_params=7_978_856, input_size=(224, 224, 3), num_classes=1000, paper=HUANG_2017, notes=_NOTES,
+_densenet(
+    "densenet121", dict(block_layers=(6, 12, 24, 16), growth_rate=32, stem_features=64),
+    num_params=7_978_856, gmacs=2.834,
     reported={"imagenet/top1_error": 25.02, "imagenet/top1_error_10crop": 23.61},
-    gmacs=2.834, small_input_size=32,
 )  # fmt: skip
-register_model(
-    "densenet161", DenseNet, dict(block_layers=(6, 12, 36, 24), growth_rate=48, stem_features=96),
-    num_params=28_681_000, input_size=(224, 224, 3), num_classes=1000, paper=HUANG_2017,
+_densenet(
+    "densenet161", dict(block_layers=(6, 12, 36, 24), growth_rate=48, stem_features=96),
+    num_params=28_681_000, gmacs=7.728,
     notes=_NOTES + "; k=48, stem 96 (2k); Table 3 has no DenseNet-161 row, so no reported errors",
-    gmacs=7.728, small_input_size=32,
 )  # fmt: skip
-register_model(
-    "densenet169", DenseNet, dict(block_layers=(6, 12, 32, 32), growth_rate=32, stem_features=64),
-    num_params=14_149_480, input_size=(224, 224, 3), num_classes=1000, paper=HUANG_2017, notes=_NOTES,
+_densenet(
+    "densenet169", dict(block_layers=(6, 12, 32, 32), growth_rate=32, stem_features=64),
+    num_params=14_149_480, gmacs=3.360,
     reported={"imagenet/top1_error": 23.80, "imagenet/top1_error_10crop": 22.08},
-    gmacs=3.360, small_input_size=32,
 )  # fmt: skip
-register_model(
-    "densenet201", DenseNet, dict(block_layers=(6, 12, 48, 32), growth_rate=32, stem_features=64),
-    num_params=20_013_928, input_size=(224, 224, 3), num_classes=1000, paper=HUANG_2017, notes=_NOTES,
+_densenet(
+    "densenet201", dict(block_layers=(6, 12, 48, 32), growth_rate=32, stem_features=64),
+    num_params=20_013_928, gmacs=4.291,
     reported={"imagenet/top1_error": 22.58, "imagenet/top1_error_10crop": 21.46},
-    gmacs=4.291, small_input_size=32,
 )  # fmt: skip
-register_model(
-    "densenet264", DenseNet, dict(block_layers=(6, 12, 64, 48), growth_rate=32, stem_features=64),
-    num_params=33_337_704, input_size=(224, 224, 3), num_classes=1000, paper=HUANG_2017,
-    notes=_NOTES + "; not in torchvision: 33,337,704 params and 5.752 GMACs computed from Table 1 "
-    "with the same conventions",
+_densenet(
+    "densenet264", dict(block_layers=(6, 12, 64, 48), growth_rate=32, stem_features=64),
+    num_params=33_337_704, gmacs=5.752,
+    notes=_NOTES + "; not in torchvision: built from Table 1 with the same conventions",
     reported={"imagenet/top1_error": 22.15, "imagenet/top1_error_10crop": 20.80},
-    gmacs=None, small_input_size=32,
 )  # fmt: skip

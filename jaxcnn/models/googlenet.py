@@ -218,31 +218,30 @@ class GoogLeNet(nn.Module):
         return x
 
 
-register_model(
-    "googlenet", GoogLeNet, {},
-    num_params=13_378_280, input_size=(224, 224, 3), num_classes=1000, paper=SZEGEDY_2015,
+_googlenet = functools.partial(
+    register_model, constructor=GoogLeNet, input_size=(224, 224, 3), num_classes=1000, reference=SZEGEDY_2015
+)
+
+_googlenet(
+    "googlenet", num_params=13_378_280, gmacs=1.583, small_input_size=31,
     notes="Table 1 exactly: true 5x5 convs, ReLU, conv biases, no BatchNorm, LRN after pool1 and "
     "conv2_3x3, ceil-mode 3x3/2 max-pools (Caffe), dropout 0.4. num_params includes the two aux heads "
-    "(3,188,840 + 3,190,888); without them 6,998,552 (the 7,005,832 of PAPERS.md is this net with "
-    "BatchNorm: 2 instead of 1 parameter on each of the 7,280 conv channels). Table 1 counts weights "
-    "without biases (K = 1024). 1.583 GMACs without aux heads. Paper silent on LRN constants and "
-    "init: Caffe bvlc_googlenet's (LRN n=5 alpha=1e-4/n beta=0.75 k=1; xavier = LeCun uniform, "
-    "biases 0.2, classifier biases 0). Aux heads: 5x5/3 avg-pool then adaptive pool to 4x4 (identity "
-    "at 224), so other input sizes work; out of training they only run at init, on an empty batch (no "
-    "MACs). 31x31 is the smallest input",
+    "(aux_logits=False drops them); Table 1 counts weights without biases (K = 1024). Paper silent "
+    "on LRN constants and init: Caffe bvlc_googlenet's (LRN n=5 alpha=1e-4/n beta=0.75 k=1; xavier = "
+    "LeCun uniform, biases 0.2, classifier biases 0). Aux heads: 5x5/3 avg-pool then adaptive pool to "
+    "4x4 (identity at 224), so other input sizes work; out of training they only run at init, on an "
+    "empty batch (no MACs)",
     reported={"imagenet/top5_error": 10.07, "imagenet/top5_error_10crop": 9.15,
               "imagenet/top5_error_144crop": 7.89},
-    gmacs=1.583, small_input_size=31,
 )  # fmt: skip
-register_model(
-    "googlenet_tv", GoogLeNet,
+_googlenet(
+    "googlenet_tv",
     dict(batch_norm=True, lrn=False, kernel5=3, pool4_window=2, dropout_rate=0.2, aux_adaptive_pool=True,
          kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.zeros),
-    num_params=13_004_888, input_size=(224, 224, 3), num_classes=1000, paper=SZEGEDY_2015,
+    num_params=13_004_888, gmacs=1.498, small_input_size=15,
     notes="torchvision's GoogLeNet: BatchNorm (eps 1e-3) after every conv (no conv biases), no LRN, "
     "3x3 conv in the '5x5' branch, 2x2/2 ceil-mode pool after 4e, dropout 0.2, aux heads with adaptive "
-    "4x4 pool and dropout 0.7. num_params includes the aux heads; 6,624,904 without (torchvision's "
-    "count). Init N(0, 0.01) as torchvision's trunc_normal(std=0.01, a=-2, b=2). torchvision's weights: "
-    "69.78 / 89.53 acc@1 / acc@5. 15x15 is the smallest input (torchvision's min_size)",
-    gmacs=1.498, small_input_size=15,
+    "4x4 pool and dropout 0.7. num_params includes the aux heads (torchvision counts without them). "
+    "Init N(0, 0.01) as torchvision's trunc_normal(std=0.01, a=-2, b=2). small_input_size is "
+    "torchvision's min_size",
 )  # fmt: skip

@@ -330,41 +330,38 @@ class InceptionV4(nn.Module):
         return nn.Dense(self.num_classes, dtype=self.dtype, kernel_init=dense_init, name="fc")(x)
 
 
-register_model(
-    "inception_v3", Inception3, {},
-    num_params=27_161_264, input_size=(299, 299, 3), num_classes=1000, paper=SZEGEDY_2016,
+_inception = functools.partial(
+    register_model, input_size=(299, 299, 3), num_classes=1000, small_input_size=75
+)
+
+_inception(
+    "inception_v3", constructor=Inception3, reference=SZEGEDY_2016, num_params=27_161_264, gmacs=5.713,
     notes="torchvision's Inception3: BN eps 1e-3, convs without bias, avg-pools counting the padding, "
     "dropout 0.5, aux head on Mixed_6e (default on, as torchvision). num_params includes the aux head "
-    "(3,326,696); 23,834,568 without (torchvision's count). 5.713 GMACs on the main path. Aux head "
-    "below 299: pool skipped on maps under 5x5, map zero-padded to 5x5 before its 5x5 conv "
-    "(torchvision's fails there); unchanged at 299 and above. 75x75 is the smallest input",
+    "(torchvision counts without it); gmacs is the main path. Aux head below 299: pool skipped on "
+    "maps under 5x5, map zero-padded to 5x5 before its 5x5 conv (torchvision's fails there); "
+    "unchanged at 299 and above",
     reported={"imagenet/top1_error": 21.2, "imagenet/top5_error": 5.6},
-    gmacs=5.713, small_input_size=75,
 )  # fmt: skip
-register_model(
-    "inception_v4", InceptionV4, {},
-    num_params=42_679_816, input_size=(299, 299, 3), num_classes=1000, paper=SZEGEDY_2017,
+_inception(
+    "inception_v4", constructor=InceptionV4, reference=SZEGEDY_2017, num_params=42_679_816, gmacs=12.254,
     notes="Figs. 3-9, Reduction-A k=192 l=224 m=256 n=384 (Table 1); BN (eps 1e-3, with scale) after "
     "every conv, no conv biases, avg-pools excluding the padding (TF SAME), dropout 0.2 (keep 0.8). "
-    "Equals timm's inception_v4 count (42,679,816). Branch order and 1x7/7x1 order of the authors' "
-    "TF-slim code (same counts either way). 12.254 GMACs computed (no reference figure). 75x75 is the "
-    "smallest input",
-    gmacs=None, small_input_size=75,
+    "Equals timm's inception_v4 count. Branch order and 1x7/7x1 order of the authors' TF-slim code "
+    "(same counts either way)",
 )  # fmt: skip
-register_model(
-    "inception_resnet_v2", InceptionV4,
+_inception(
+    "inception_resnet_v2",
     dict(blocks=(IR_A, IR_B, IR_C), depths=(5, 10, 5), reduction_a=(256, 256, 384, 384),
          reduction_b=IR_REDUCTION_B, residual_scales=(0.17, 0.1, 0.2)),
-    num_params=32_433_928, input_size=(299, 299, 3), num_classes=1000, paper=SZEGEDY_2017,
+    constructor=InceptionV4, reference=SZEGEDY_2017, num_params=32_433_928, gmacs=9.258,
     notes="The paper's network: stem of Fig. 3, then Fig. 15's 5 / 10 / 5 blocks of Figs. 16, 17, 19, "
     "Reduction-A k=l=256 m=n=384 (Table 1) and Reduction-B of Fig. 18: widths 384 -> 1152 -> 2144. "
     "Up-projections return to the input width (Figs. 17 and 19 print 1154 and 2048, which cannot be "
     "added to the 1152 and 2144 maps): linear 1x1 with bias, no BN; residuals scaled 0.17 / 0.1 / 0.2 "
     "(TF-slim; Sec. 3.3 says 0.1-0.3), ReLU after each sum. BN eps 1e-3 with scale, no other conv "
-    "biases, dropout 0.2. timm's 55,843,464 is the TF-slim release, not the paper's figures: an "
+    "biases, dropout 0.2. timm's larger count is the TF-slim release, not the paper's figures: an "
     "Inception-v3 stem plus Mixed_5b (320 maps) instead of Fig. 3, 10 / 20 / 10 blocks (widths 320 / "
     "1088 / 2080), a 1x1 conv to 1536 before the pool and no ReLU after the last block; the same "
-    "block tables assembled that way give exactly 55,843,464 (tests). 9.258 GMACs computed (no "
-    "reference figure). 75x75 is the smallest input",
-    gmacs=None, small_input_size=75,
+    "block tables assembled that way give timm's count exactly (tests)",
 )  # fmt: skip

@@ -179,17 +179,17 @@ class MobileNetV2(nn.Module):
         return dense(self.num_classes, name="classifier")(x)
 
 
-register_model(
-    "mobilenet_v1", MobileNetV1, dict(width_multiplier=1.0),
-    num_params=4_231_976, input_size=(224, 224, 3), num_classes=1000, paper=HOWARD_2017,
-    notes="width 1.0 at 224 (Table 1; the last depthwise layer has stride 1); BN + ReLU after "
-    "every conv, convs without bias, fc with bias: 4,231,976 params (paper: 4.2M) and 568.7M MACs "
-    "(paper: 569M); symmetric padding 1 (the TF original pads SAME: same sizes); no dropout",
-    reported={"imagenet/top1_error": 29.4}, gmacs=0.569, small_input_size=32,
+_mobilenet = functools.partial(register_model, input_size=(224, 224, 3), num_classes=1000)
+
+_mobilenet(
+    "mobilenet_v1", dict(width_multiplier=1.0), constructor=MobileNetV1, reference=HOWARD_2017,
+    num_params=4_231_976, gmacs=0.569, reported={"imagenet/top1_error": 29.4},
+    notes="width 1.0 at 224 (Table 1; the last depthwise layer has stride 1); BN + ReLU after every "
+    "conv, convs without bias, fc with bias; symmetric padding 1 (the TF original pads SAME: same "
+    "sizes); no dropout",
 )  # fmt: skip
-register_model(
-    "mobilenet_v2", MobileNetV2, dict(width_multiplier=1.0),
-    num_params=3_504_872, input_size=(224, 224, 3), num_classes=1000, paper=SANDLER_2018,
+_mobilenet(
+    "mobilenet_v2", dict(width_multiplier=1.0), constructor=MobileNetV2, reference=SANDLER_2018,
+    num_params=3_504_872, gmacs=0.301, reported={"imagenet/top1_error": 28.0},
     notes="torchvision layout: ReLU6, linear bottlenecks, last conv 1280, dropout 0.2, fc with bias",
-    reported={"imagenet/top1_error": 28.0}, gmacs=0.301, small_input_size=32,
 )  # fmt: skip

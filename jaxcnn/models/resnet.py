@@ -221,217 +221,125 @@ CIFAR = dict(stem="cifar", stem_width=16, widths=(16, 32, 64), shortcut="zero_pa
 PLAIN = dict(CIFAR, shortcut="none")
 
 V15 = "v1.5 as torchvision: stride on the 3x3, 1x1 conv + BN projection where the shape changes (option B)"
-V1_NOTE = "He et al.'s released models: stride on the first 1x1 of a stage's first bottleneck; option B"
-PRE = (
-    "fb.resnet.torch layout: stem conv-BN-ReLU is the first unit's pre-activation (2016b, Appendix), "
-    "stride on the 3x3, projection shortcuts are a bare 1x1 conv on the pre-activated input, final BN-ReLU"
-)
-CIFAR_NOTE = (
-    "option A shortcuts (stride-2 subsampling + zero channels, no parameters); count = 464 (stem) "
-    "+ n*4,672 + 13,952 + (n-1)*18,560 + 55,552 + (n-1)*73,984 + 650 (fc); option B would add 2,752"
-)
-SE_NOTE = (
-    "SE (reduction 16, two FCs with biases) on every branch before the addition (Fig. 3): "
-    "+2,530,992 parameters, the same count as timm/Cadene"
+SE = (
+    "SE (reduction 16, two FCs with biases) on every branch before the addition (Fig. 3), the same "
+    "count as timm/Cadene"
 )
 
-# ImageNet ResNets v1.5 (torchvision).
-register_model(
-    "resnet18", ResNet, dict(stage_sizes=(2, 2, 2, 2)),
-    num_params=11_689_512, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, notes=V15, gmacs=1.814,
-)  # fmt: skip
-register_model(
-    "resnet34", ResNet, dict(stage_sizes=(3, 4, 6, 3)),
-    num_params=21_797_672, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, notes=V15, gmacs=3.664,
-    reported={"imagenet/top1_error_10crop": 24.52, "imagenet/top5_error_10crop": 7.46,
-              "imagenet/top1_error_multiscale": 21.84, "imagenet/top5_error_multiscale": 5.71},
-)  # fmt: skip
-register_model(
-    "resnet50", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3)),
-    num_params=25_557_032, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, gmacs=4.089,
-    notes=V15 + "; reported: the v1.5 (fb.resnet.torch) baseline of Xie et al. 2017, Table 3; "
-    "He et al.'s own numbers are on resnet50_v1",
-    reported={"imagenet/top1_error": 23.9},
-)  # fmt: skip
-register_model(
-    "resnet101", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3)),
-    num_params=44_549_160, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, gmacs=7.801,
-    notes=V15 + "; reported: the v1.5 baseline of Xie et al. 2017, Table 3",
-    reported={"imagenet/top1_error": 22.0},
-)  # fmt: skip
-register_model(
-    "resnet152", ResNet, dict(BOTTLENECK, stage_sizes=(3, 8, 36, 3)),
-    num_params=60_192_808, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, gmacs=11.514,
-    notes=V15 + "; He et al.'s numbers are on resnet152_v1",
-)  # fmt: skip
-register_model(
-    "resnet200", ResNet, dict(BOTTLENECK, stage_sizes=(3, 24, 36, 3)),
-    num_params=64_673_832, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=None,
-    notes=V15 + "; the depths of 2016b's ResNet-200 with post-activation units; count computed: "
-    "resnet152 + 16 more stage-2 units of 280,064; 15.008 GMACs computed",
-)  # fmt: skip
+_imagenet = functools.partial(register_model, constructor=ResNet, input_size=(224, 224, 3), num_classes=1000)
+_cifar = functools.partial(register_model, constructor=ResNet, input_size=(32, 32, 3), num_classes=10)
 
-# He et al. 2016's original bottleneck placement (Table 1 FLOPs; Tables 3 and 4).
-register_model(
-    "resnet50_v1", ResNet, dict(V1, stage_sizes=(3, 4, 6, 3)),
-    num_params=25_557_032, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, gmacs=3.858,
-    notes=V1_NOTE + "; 3.858 GMACs as Keras' ResNet50 (Table 1 prints 3.8: the paper truncates)",
-    reported={"imagenet/top1_error_10crop": 22.85, "imagenet/top5_error_10crop": 6.71,
-              "imagenet/top1_error_multiscale": 20.74, "imagenet/top5_error_multiscale": 5.25},
-)  # fmt: skip
-register_model(
-    "resnet101_v1", ResNet, dict(V1, stage_sizes=(3, 4, 23, 3)),
-    num_params=44_549_160, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, gmacs=7.6,
-    notes=V1_NOTE + "; 7.570 GMACs computed",
-    reported={"imagenet/top1_error_10crop": 21.75, "imagenet/top5_error_10crop": 6.05,
-              "imagenet/top1_error_multiscale": 19.87, "imagenet/top5_error_multiscale": 4.60},
-)  # fmt: skip
-register_model(
-    "resnet152_v1", ResNet, dict(V1, stage_sizes=(3, 8, 36, 3)),
-    num_params=60_192_808, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016, gmacs=11.3,
-    notes=V1_NOTE + "; 11.282 GMACs computed",
-    reported={"imagenet/top1_error_10crop": 21.43, "imagenet/top5_error_10crop": 5.71,
-              "imagenet/top1_error_multiscale": 19.38, "imagenet/top5_error_multiscale": 4.49},
-)  # fmt: skip
+
+def _errors(top1: float, top5: float, top1_multiscale: float, top5_multiscale: float) -> dict[str, float]:
+    """He et al. 2016, Tables 3 (10-crop) and 4 (multi-scale fully convolutional) errors."""
+    return {
+        "imagenet/top1_error_10crop": top1,
+        "imagenet/top5_error_10crop": top5,
+        "imagenet/top1_error_multiscale": top1_multiscale,
+        "imagenet/top5_error_multiscale": top5_multiscale,
+    }
+
+
+# fmt: off
+# ImageNet ResNets v1.5 (torchvision). resnet50/101's errors: the v1.5 (fb.resnet.torch) baseline of
+# Xie et al. 2017, Table 3; He et al.'s own are on the _v1 rows.
+_v15 = functools.partial(_imagenet, reference=HE_2016, notes=V15)
+_v15("resnet18", dict(stage_sizes=(2, 2, 2, 2)), num_params=11_689_512, gmacs=1.814)
+_v15("resnet34", dict(stage_sizes=(3, 4, 6, 3)), num_params=21_797_672, gmacs=3.664,
+     reported=_errors(24.52, 7.46, 21.84, 5.71))
+_v15("resnet50", dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3)), num_params=25_557_032, gmacs=4.089,
+     reported={"imagenet/top1_error": 23.9})
+_v15("resnet101", dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3)), num_params=44_549_160, gmacs=7.801,
+     reported={"imagenet/top1_error": 22.0})
+_v15("resnet152", dict(BOTTLENECK, stage_sizes=(3, 8, 36, 3)), num_params=60_192_808, gmacs=11.514)
+_v15("resnet200", dict(BOTTLENECK, stage_sizes=(3, 24, 36, 3)), num_params=64_673_832, gmacs=15.007,
+     reference=HE_2016B, notes=V15 + "; the depths of 2016b's ResNet-200 with post-activation units")
+
+# He et al. 2016's original bottleneck placement (Table 1; Tables 3 and 4).
+_v1 = functools.partial(
+    _imagenet, reference=HE_2016,
+    notes="He et al.'s released models: stride on the first 1x1 of a stage's first bottleneck; option B",
+)
+_v1("resnet50_v1", dict(V1, stage_sizes=(3, 4, 6, 3)), num_params=25_557_032, gmacs=3.858,
+    reported=_errors(22.85, 6.71, 20.74, 5.25))
+_v1("resnet101_v1", dict(V1, stage_sizes=(3, 4, 23, 3)), num_params=44_549_160, gmacs=7.570,
+    reported=_errors(21.75, 6.05, 19.87, 4.60))
+_v1("resnet152_v1", dict(V1, stage_sizes=(3, 8, 36, 3)), num_params=60_192_808, gmacs=11.282,
+    reported=_errors(21.43, 5.71, 19.38, 4.49))
 
 # Pre-activation ResNets (He et al. 2016b): the convs and their MACs are those of v1.5.
-register_model(
-    "preact_resnet18", ResNet, dict(PREACT, stage_sizes=(2, 2, 2, 2)),
-    num_params=11_687_720, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=1.814,
-    notes=PRE + "; = resnet18 - 1,792 BN parameters",
-)  # fmt: skip
-register_model(
-    "preact_resnet34", ResNet, dict(PREACT, stage_sizes=(3, 4, 6, 3)),
-    num_params=21_795_880, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=3.664,
-    notes=PRE + "; = resnet34 - 1,792 BN parameters",
-)  # fmt: skip
-register_model(
-    "preact_resnet50", ResNet, dict(PREACT_BOTTLENECK, stage_sizes=(3, 4, 6, 3)),
-    num_params=25_549_352, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=4.089,
-    notes=PRE + "; = resnet50 - 7,680 BN parameters",
-)  # fmt: skip
-register_model(
-    "preact_resnet101", ResNet, dict(PREACT_BOTTLENECK, stage_sizes=(3, 4, 23, 3)),
-    num_params=44_541_480, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=7.801,
-    notes=PRE + "; = resnet101 - 7,680 BN parameters",
-)  # fmt: skip
-register_model(
-    "preact_resnet152", ResNet, dict(PREACT_BOTTLENECK, stage_sizes=(3, 8, 36, 3)),
-    num_params=60_185_128, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=11.514,
-    notes=PRE + "; = resnet152 - 7,680 BN parameters",
-)  # fmt: skip
-register_model(
-    "preact_resnet200", ResNet, dict(PREACT_BOTTLENECK, stage_sizes=(3, 24, 36, 3)),
-    num_params=64_666_152, input_size=(224, 224, 3), num_classes=1000, paper=HE_2016B, gmacs=None,
-    notes=PRE + "; = resnet200 - 7,680 BN parameters; 15.008 GMACs computed",
-)  # fmt: skip
+_preact = functools.partial(
+    _imagenet, reference=HE_2016B,
+    notes="fb.resnet.torch layout: stem conv-BN-ReLU is the first unit's pre-activation (2016b, Appendix), "
+    "stride on the 3x3, projection shortcuts are a bare 1x1 conv on the pre-activated input, final BN-ReLU",
+)
+_preact("preact_resnet18", dict(PREACT, stage_sizes=(2, 2, 2, 2)), num_params=11_687_720, gmacs=1.814)
+_preact("preact_resnet34", dict(PREACT, stage_sizes=(3, 4, 6, 3)), num_params=21_795_880, gmacs=3.664)
+_preact("preact_resnet50", dict(PREACT_BOTTLENECK, stage_sizes=(3, 4, 6, 3)),
+        num_params=25_549_352, gmacs=4.089)
+_preact("preact_resnet101", dict(PREACT_BOTTLENECK, stage_sizes=(3, 4, 23, 3)),
+        num_params=44_541_480, gmacs=7.801)
+_preact("preact_resnet152", dict(PREACT_BOTTLENECK, stage_sizes=(3, 8, 36, 3)),
+        num_params=60_185_128, gmacs=11.514)
+_preact("preact_resnet200", dict(PREACT_BOTTLENECK, stage_sizes=(3, 24, 36, 3)),
+        num_params=64_666_152, gmacs=15.007)
 
 # CIFAR-10 ResNets and their plain twins (He et al. 2016, Sec. 4.2, Table 6, Fig. 6): 6n + 2 layers.
-register_model(
-    "resnet20", ResNet, dict(CIFAR, stage_sizes=(3, 3, 3)),
-    num_params=269_722, input_size=(32, 32, 3), num_classes=10, paper=HE_2016, notes=CIFAR_NOTE,
-    reported={"cifar10/test_error": 8.75},
-)  # fmt: skip
-register_model(
-    "resnet32", ResNet, dict(CIFAR, stage_sizes=(5, 5, 5)),
-    num_params=464_154, input_size=(32, 32, 3), num_classes=10, paper=HE_2016, notes=CIFAR_NOTE,
-    reported={"cifar10/test_error": 7.51},
-)  # fmt: skip
-register_model(
-    "resnet44", ResNet, dict(CIFAR, stage_sizes=(7, 7, 7)),
-    num_params=658_586, input_size=(32, 32, 3), num_classes=10, paper=HE_2016, notes=CIFAR_NOTE,
-    reported={"cifar10/test_error": 7.17},
-)  # fmt: skip
-register_model(
-    "resnet56", ResNet, dict(CIFAR, stage_sizes=(9, 9, 9)),
-    num_params=853_018, input_size=(32, 32, 3), num_classes=10, paper=HE_2016, notes=CIFAR_NOTE,
-    reported={"cifar10/test_error": 6.97},
-)  # fmt: skip
-register_model(
-    "resnet110", ResNet, dict(CIFAR, stage_sizes=(18, 18, 18)),
-    num_params=1_727_962, input_size=(32, 32, 3), num_classes=10, paper=HE_2016, notes=CIFAR_NOTE,
-    reported={"cifar10/test_error": 6.43},
-)  # fmt: skip
-register_model(
-    "plain20", ResNet, dict(PLAIN, stage_sizes=(3, 3, 3)),
-    num_params=269_722, input_size=(32, 32, 3), num_classes=10, paper=HE_2016,
-    notes="resnet20 without shortcuts (Fig. 6): the same layers and count",
-)  # fmt: skip
-register_model(
-    "plain32", ResNet, dict(PLAIN, stage_sizes=(5, 5, 5)),
-    num_params=464_154, input_size=(32, 32, 3), num_classes=10, paper=HE_2016,
-    notes="resnet32 without shortcuts (Fig. 6): the same layers and count",
-)  # fmt: skip
-register_model(
-    "plain44", ResNet, dict(PLAIN, stage_sizes=(7, 7, 7)),
-    num_params=658_586, input_size=(32, 32, 3), num_classes=10, paper=HE_2016,
-    notes="resnet44 without shortcuts (Fig. 6): the same layers and count",
-)  # fmt: skip
-register_model(
-    "plain56", ResNet, dict(PLAIN, stage_sizes=(9, 9, 9)),
-    num_params=853_018, input_size=(32, 32, 3), num_classes=10, paper=HE_2016,
-    notes="resnet56 without shortcuts (Fig. 6): the same layers and count",
-)  # fmt: skip
-register_model(
-    "plain110", ResNet, dict(PLAIN, stage_sizes=(18, 18, 18)),
-    num_params=1_727_962, input_size=(32, 32, 3), num_classes=10, paper=HE_2016,
-    notes="resnet110 without shortcuts (Fig. 6): the same layers and count",
-)  # fmt: skip
+_cifar_resnet = functools.partial(
+    _cifar, reference=HE_2016, notes="option A shortcuts (stride-2 subsampling + zero channels, no params)"
+)
+_cifar_resnet("resnet20", dict(CIFAR, stage_sizes=(3, 3, 3)), num_params=269_722, gmacs=0.04055,
+              reported={"cifar10/test_error": 8.75})
+_cifar_resnet("resnet32", dict(CIFAR, stage_sizes=(5, 5, 5)), num_params=464_154, gmacs=0.06886,
+              reported={"cifar10/test_error": 7.51})
+_cifar_resnet("resnet44", dict(CIFAR, stage_sizes=(7, 7, 7)), num_params=658_586, gmacs=0.09717,
+              reported={"cifar10/test_error": 7.17})
+_cifar_resnet("resnet56", dict(CIFAR, stage_sizes=(9, 9, 9)), num_params=853_018, gmacs=0.1255,
+              reported={"cifar10/test_error": 6.97})
+_cifar_resnet("resnet110", dict(CIFAR, stage_sizes=(18, 18, 18)), num_params=1_727_962, gmacs=0.2529,
+              reported={"cifar10/test_error": 6.43})
+_plain = functools.partial(
+    _cifar, reference=HE_2016, notes="the resnet of the same depth without shortcuts (Fig. 6): same layers"
+)
+_plain("plain20", dict(PLAIN, stage_sizes=(3, 3, 3)), num_params=269_722, gmacs=0.04055)
+_plain("plain32", dict(PLAIN, stage_sizes=(5, 5, 5)), num_params=464_154, gmacs=0.06886)
+_plain("plain44", dict(PLAIN, stage_sizes=(7, 7, 7)), num_params=658_586, gmacs=0.09717)
+_plain("plain56", dict(PLAIN, stage_sizes=(9, 9, 9)), num_params=853_018, gmacs=0.1255)
+_plain("plain110", dict(PLAIN, stage_sizes=(18, 18, 18)), num_params=1_727_962, gmacs=0.2529)
 
-# Wide ResNets.
-register_model(
-    "wide_resnet50_2", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3), base_width=128),
-    num_params=68_883_240, input_size=(224, 224, 3), num_classes=1000, paper=WRN_2016, gmacs=11.398,
-    notes="WRN-50-2-bottleneck as torchvision: inner 1x1/3x3 widths doubled, outer 1x1 as resnet50",
-    reported={"imagenet/top1_error": 21.9, "imagenet/top5_error": 6.03},
-)  # fmt: skip
-register_model(
-    "wide_resnet101_2", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), base_width=128),
-    num_params=126_886_696, input_size=(224, 224, 3), num_classes=1000, paper=WRN_2016, gmacs=22.753,
-    notes="as torchvision: resnet101 with doubled inner bottleneck widths",
-)  # fmt: skip
-register_model(
-    "wrn28_10", ResNet,
-    dict(CIFAR, stage_sizes=(4, 4, 4), widths=(160, 320, 640), preact=True, shortcut="projection"),
-    num_params=36_479_194, input_size=(32, 32, 3), num_classes=10, paper=WRN_2016, gmacs=None,
-    notes="WRN-28-10 (Table 1): 3x3 conv 16, 3 groups of 4 pre-activation basic units 160/320/640, "
-    "1x1 projection in each group's first unit, final BN-ReLU; count as the torch implementations "
-    "(no conv biases). dropout_rate=0.3 is the paper's dropout variant (default 0). 5.243 GMACs computed",
-)  # fmt: skip
+# Wide ResNets (Zagoruyko & Komodakis 2016).
+_wide = functools.partial(_imagenet, reference=WRN_2016)
+_wide("wide_resnet50_2", dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3), base_width=128),
+      num_params=68_883_240, gmacs=11.398,
+      reported={"imagenet/top1_error": 21.9, "imagenet/top5_error": 6.03},
+      notes="WRN-50-2-bottleneck as torchvision: inner 1x1/3x3 widths doubled, outer 1x1 as resnet50")
+_wide("wide_resnet101_2", dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), base_width=128),
+      num_params=126_886_696, gmacs=22.753, notes="as torchvision: resnet101 with doubled inner widths")
+_cifar("wrn28_10",
+       dict(CIFAR, stage_sizes=(4, 4, 4), widths=(160, 320, 640), preact=True, shortcut="projection"),
+       reference=WRN_2016, num_params=36_479_194, gmacs=5.243,
+       notes="WRN-28-10 (Table 1): 3x3 conv 16, 3 groups of 4 pre-activation basic units 160/320/640, "
+       "1x1 projection in each group's first unit, final BN-ReLU; count as the torch implementations "
+       "(no conv biases). dropout_rate=0.3 is the paper's dropout variant (default 0)")
 
 # ResNeXt (Xie et al. 2017, Table 1 template, Fig. 3c: grouped 3x3, stride on the 3x3).
-register_model(
-    "resnext50_32x4d", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3), groups=32, base_width=4),
-    num_params=25_028_904, input_size=(224, 224, 3), num_classes=1000, paper=XIE_2017, gmacs=4.231,
-    notes="as torchvision", reported={"imagenet/top1_error": 22.2},
-)  # fmt: skip
-register_model(
-    "resnext101_32x4d", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), groups=32, base_width=4),
-    num_params=44_177_704, input_size=(224, 224, 3), num_classes=1000, paper=XIE_2017, gmacs=None,
-    notes="not in torchvision; count computed (= timm's resnext101_32x4d); 7.970 GMACs computed",
-    reported={"imagenet/top1_error": 21.2},
-)  # fmt: skip
-register_model(
-    "resnext101_32x8d", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), groups=32, base_width=8),
-    num_params=88_791_336, input_size=(224, 224, 3), num_classes=1000, paper=XIE_2017,
-    gmacs=16.414, notes="as torchvision",
-)  # fmt: skip
-register_model(
-    "resnext101_64x4d", ResNet, dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), groups=64, base_width=4),
-    num_params=83_455_272, input_size=(224, 224, 3), num_classes=1000, paper=XIE_2017,
-    gmacs=15.46, notes="as torchvision",
-)  # fmt: skip
+_resnext = functools.partial(_imagenet, reference=XIE_2017, notes="as torchvision")
+_resnext("resnext50_32x4d", dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3), groups=32, base_width=4),
+         num_params=25_028_904, gmacs=4.231, reported={"imagenet/top1_error": 22.2})
+_resnext("resnext101_32x4d", dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), groups=32, base_width=4),
+         num_params=44_177_704, gmacs=7.970, reported={"imagenet/top1_error": 21.2},
+         notes="not in torchvision; the count equals timm's resnext101_32x4d")
+_resnext("resnext101_32x8d", dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), groups=32, base_width=8),
+         num_params=88_791_336, gmacs=16.414)
+_resnext("resnext101_64x4d", dict(BOTTLENECK, stage_sizes=(3, 4, 23, 3), groups=64, base_width=4),
+         num_params=83_455_272, gmacs=15.460)
 
 # Squeeze-and-excitation ResNets (Hu et al. 2018).
-register_model(
-    "se_resnet50", ResNet, dict(V1, stage_sizes=(3, 4, 6, 3), se_reduction=16),
-    num_params=28_088_024, input_size=(224, 224, 3), num_classes=1000, paper=HU_2018, gmacs=None,
-    notes=SE_NOTE + "; stride on the first 1x1 as the authors' Caffe ResNet-50; 3.861 GMACs computed",
-    reported={"imagenet/top1_error": 23.29, "imagenet/top5_error": 6.62},
-)  # fmt: skip
-register_model(
-    "se_resnext50_32x4d", ResNet,
+_se = functools.partial(_imagenet, reference=HU_2018)
+_se("se_resnet50", dict(V1, stage_sizes=(3, 4, 6, 3), se_reduction=16), num_params=28_088_024, gmacs=3.860,
+    notes=SE + "; stride on the first 1x1 as the authors' Caffe ResNet-50",
+    reported={"imagenet/top1_error": 23.29, "imagenet/top5_error": 6.62})
+_se("se_resnext50_32x4d",
     dict(BOTTLENECK, stage_sizes=(3, 4, 6, 3), groups=32, base_width=4, se_reduction=16),
-    num_params=27_559_896, input_size=(224, 224, 3), num_classes=1000, paper=HU_2018, gmacs=None,
-    notes=SE_NOTE + "; stride on the 3x3 as ResNeXt; 4.233 GMACs computed",
-)  # fmt: skip
+    num_params=27_559_896, gmacs=4.233, notes=SE + "; stride on the 3x3 as ResNeXt")
+# fmt: on

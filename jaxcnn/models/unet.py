@@ -116,12 +116,11 @@ class UNet(nn.Module):
 
 
 register_model(
-    "unet", UNet, dict(features=(64, 128, 256, 512, 1024), padding="VALID"),
-    num_params=31_030_658, input_size=(572, 572, 1), num_classes=2, paper=RONNEBERGER_2015,
+    "unet", dict(features=(64, 128, 256, 512, 1024), padding="VALID"), constructor=UNet,
+    input_size=(572, 572, 1), num_classes=2, reference=RONNEBERGER_2015,
+    num_params=31_030_658, gmacs=150.428, small_input_size=188,
     notes="Fig. 1 exactly: unpadded 3x3 convs with bias and ReLU, no BN, 2x2/2 up-convs with bias, "
-    "centre crop-and-concat, 1x1 conv to 2 classes; 572x572x1 -> 388x388x2. Params (computed): "
-    "31,030,658; 150.43 G multiply-adds at 572 (computed). Drop-out 0.5 (rate our choice) on the "
-    "1024-channel bottom map. Returns per-pixel logits (N, H', W', classes); padding='SAME' gives "
-    "the same-size variant",
-    gmacs=None, small_input_size=188,
+    "centre crop-and-concat, 1x1 conv to 2 classes; 572x572x1 -> 388x388x2. Drop-out 0.5 (rate our "
+    "choice) on the 1024-channel bottom map. Returns per-pixel logits (N, H', W', classes); "
+    "padding='SAME' gives the same-size variant",
 )  # fmt: skip

@@ -128,60 +128,28 @@ def _mean_over_positions(x):
     return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
 
 
-_NOTES = (
-    "adaptive avg-pool to 7x7 before fc6 (torchvision; the identity at 224) so inputs down to 32x32 "
+# Each variant is a configuration of Table 1 (config=VGG_A is A, ...); reported: Table 3's errors
+# (single-scale test, train S=256). The _bn variants are torchvision's, with BatchNorm after every conv.
+_vgg = functools.partial(
+    register_model, constructor=VGG, input_size=(224, 224, 3), num_classes=1000, reference=SIMONYAN_2015,
+    notes="adaptive avg-pool to 7x7 before fc6 (torchvision; the identity at 224) so inputs down to 32x32 "
     "work; dropout 0.5 on fc6/fc7 outputs; init Glorot uniform for A-E (Sec. 3.1), torchvision's (He "
-    "normal fan_out convs, N(0, 0.01) fc) for the _bn variants"
-)
+    "normal fan_out convs, N(0, 0.01) fc) for the _bn variants",
+)  # fmt: skip
+_BN = dict(batch_norm=True, weight_init="torchvision")
 
 
-def _facts(paper_config: str, top1: float | None = None, top5: float | None = None) -> dict[str, Any]:
-    """Facts every VGG shares; `top1`/`top5`: Table 3 errors (single-scale test, train S=256)."""
-    reported = {} if top1 is None else {"imagenet/top1_error": top1, "imagenet/top5_error": top5}
-    return dict(
-        input_size=(224, 224, 3), num_classes=1000, paper=SIMONYAN_2015, reported=reported,
-        small_input_size=32, notes=f"configuration {paper_config} of Table 1; {_NOTES}",
-    )  # fmt: skip
+def _errors(top1: float, top5: float) -> dict[str, float]:
+    return {"imagenet/top1_error": top1, "imagenet/top5_error": top5}
 
 
-register_model(
-    "vgg11", VGG, dict(config=VGG_A),
-    num_params=132_863_336, gmacs=7.609, **_facts("A", 29.6, 10.4),
-)  # fmt: skip
-register_model(
-    "vgg11_lrn", VGG, dict(config=VGG_A_LRN),
-    num_params=132_863_336, gmacs=7.609, **_facts("A-LRN (LRN after conv1_1's ReLU)", 29.7, 10.5),
-)  # fmt: skip
-register_model(
-    "vgg13", VGG, dict(config=VGG_B),
-    num_params=133_047_848, gmacs=11.308, **_facts("B", 28.7, 9.9),
-)  # fmt: skip
-register_model(
-    "vgg16_c", VGG, dict(config=VGG_C),
-    num_params=133_638_952, gmacs=11.771, **_facts("C (1x1 conv3_3, conv4_3, conv5_3); counts are D's "
-    "less the 3x3-to-1x1 savings (4,718,592 params, 3,699,376,128 MACs)", 28.1, 9.4),
-)  # fmt: skip
-register_model(
-    "vgg16", VGG, dict(config=VGG_D),
-    num_params=138_357_544, gmacs=15.470, **_facts("D", 27.0, 8.8),
-)  # fmt: skip
-register_model(
-    "vgg19", VGG, dict(config=VGG_E),
-    num_params=143_667_240, gmacs=19.632, **_facts("E", 27.3, 9.0),
-)  # fmt: skip
-register_model(
-    "vgg11_bn", VGG, dict(config=VGG_A, batch_norm=True, weight_init="torchvision"),
-    num_params=132_868_840, gmacs=7.609, **_facts("A with BatchNorm after every conv (torchvision)"),
-)  # fmt: skip
-register_model(
-    "vgg13_bn", VGG, dict(config=VGG_B, batch_norm=True, weight_init="torchvision"),
-    num_params=133_053_736, gmacs=11.308, **_facts("B with BatchNorm after every conv (torchvision)"),
-)  # fmt: skip
-register_model(
-    "vgg16_bn", VGG, dict(config=VGG_D, batch_norm=True, weight_init="torchvision"),
-    num_params=138_365_992, gmacs=15.470, **_facts("D with BatchNorm after every conv (torchvision)"),
-)  # fmt: skip
-register_model(
-    "vgg19_bn", VGG, dict(config=VGG_E, batch_norm=True, weight_init="torchvision"),
-    num_params=143_678_248, gmacs=19.632, **_facts("E with BatchNorm after every conv (torchvision)"),
-)  # fmt: skip
+_vgg("vgg11", dict(config=VGG_A), num_params=132_863_336, gmacs=7.609, reported=_errors(29.6, 10.4))
+_vgg("vgg11_lrn", dict(config=VGG_A_LRN), num_params=132_863_336, gmacs=7.609, reported=_errors(29.7, 10.5))
+_vgg("vgg13", dict(config=VGG_B), num_params=133_047_848, gmacs=11.308, reported=_errors(28.7, 9.9))
+_vgg("vgg16_c", dict(config=VGG_C), num_params=133_638_952, gmacs=11.771, reported=_errors(28.1, 9.4))
+_vgg("vgg16", dict(config=VGG_D), num_params=138_357_544, gmacs=15.470, reported=_errors(27.0, 8.8))
+_vgg("vgg19", dict(config=VGG_E), num_params=143_667_240, gmacs=19.632, reported=_errors(27.3, 9.0))
+_vgg("vgg11_bn", dict(config=VGG_A, **_BN), num_params=132_868_840, gmacs=7.609)
+_vgg("vgg13_bn", dict(config=VGG_B, **_BN), num_params=133_053_736, gmacs=11.308)
+_vgg("vgg16_bn", dict(config=VGG_D, **_BN), num_params=138_365_992, gmacs=15.470)
+_vgg("vgg19_bn", dict(config=VGG_E, **_BN), num_params=143_678_248, gmacs=19.632)
