@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import jaxcnn
+from jaxcnn.models.lenet import LeNet5
 
 
 def test_list_models_is_sorted_and_has_the_mnist_nets():
@@ -34,10 +35,30 @@ def test_overrides_reach_the_module():
     assert (model.num_classes, model.dropout_rate) == (7, 0.25)
 
 
+def test_register_model_rejects_a_taken_name_and_an_unknown_fact():
+    with pytest.raises(ValueError, match="'lenet5' is already registered"):
+        jaxcnn.register_model("lenet5", constructor=LeNet5, num_params=1, gmacs=1.0)
+    with pytest.raises(TypeError, match="paper"):
+        jaxcnn.register_model("lenet5_copy", constructor=LeNet5, paper="x", num_params=1, gmacs=1.0)
+    assert "lenet5_copy" not in jaxcnn.list_models()
+
+
+@pytest.mark.parametrize("name", jaxcnn.list_models())
+def test_every_model_has_its_facts_as_fields(name):
+    info = jaxcnn.model_info(name)
+    assert info.name == name
+    assert type(jaxcnn.create_model(name)).__module__ == f"jaxcnn.models.{info.family}"
+    assert isinstance(info.gmacs, float) and info.gmacs > 0  # summary's count: test_summary
+    assert info.reference and info.reference[0].isupper()
+    height, width, channels = info.input_size
+    assert height == width and channels in (1, 3) and info.num_classes >= 2
+    assert all(isinstance(v, float) and 0 < v < 100 for v in info.reported.values())
+
+
 @pytest.mark.parametrize("name", jaxcnn.list_models())
 def test_parameter_count_is_the_registered_fact(name):
     info = jaxcnn.model_info(name)
-    assert info.paper and info.num_params > 0
+    assert info.reference and info.num_params > 0
     model = jaxcnn.create_model(name)
     x = jax.ShapeDtypeStruct((1, *info.input_size), jnp.float32)
     shapes = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x, train=False), x)

@@ -11,17 +11,12 @@ import pytest
 import jaxcnn
 from jaxcnn.layers import LocalResponseNorm, adaptive_avg_pool
 
-# (params, GMACs at the registered input size): torchvision 0.29 where it has the net (its weights'
-# meta gives vgg13 11.308, not PAPERS.md's 11.309), else from the paper (alexnet_2012: PAPERS.md;
-# zfnet, vgg16_c: layer arithmetic, see their notes).
-REFERENCE = {
+# torchvision 0.29's (params, GMACs at 224x224), from its weights' meta (vgg13: 11.308, not PAPERS.md's
+# 11.309). The other members are checked against the papers' layer arithmetic below.
+TORCHVISION = {
     "alexnet": (61_100_840, 0.714),
-    "alexnet_2012": (60_965_224, 0.724),
-    "zfnet": (62_357_608, 1.168),
     "vgg11": (132_863_336, 7.609),
-    "vgg11_lrn": (132_863_336, 7.609),
     "vgg13": (133_047_848, 11.308),
-    "vgg16_c": (133_638_952, 11.771),
     "vgg16": (138_357_544, 15.470),
     "vgg19": (143_667_240, 19.632),
     "vgg11_bn": (132_868_840, 7.609),
@@ -60,14 +55,43 @@ def _abstract_run(name, size=None):
     return _trace(name, size)[:2]
 
 
-@pytest.mark.parametrize("name", sorted(REFERENCE))
-def test_counts_are_the_references(name):
-    params, gmacs = REFERENCE[name]
+def _counts(name):
+    shapes, _, macs = _trace(name)
+    return sum(p.size for p in jax.tree.leaves(shapes)), macs
+
+
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_counts_are_the_registered_facts(name):
+    params, gmacs = TORCHVISION[name]
     info = jaxcnn.model_info(name)
     assert (info.num_params, info.gmacs) == (params, gmacs)
-    shapes, _, macs = _trace(name)
-    assert sum(p.size for p in jax.tree.leaves(shapes)) == params
-    assert round(macs / 1e9, 3) == gmacs
+    count, macs = _counts(name)
+    assert count == params and round(macs / 1e9, 3) == gmacs
+
+
+def test_zfnet_counts_are_fig_3s_layer_arithmetic():
+    # (kernel, in maps, out maps, output side) of conv1-5 (Fig. 3), then fc6-8 on the 6x6x256 pool.
+    convs = ((7, 3, 96, 110), (5, 96, 256, 26), (3, 256, 384, 13), (3, 384, 384, 13), (3, 384, 256, 13))
+    fcs = ((6 * 6 * 256, 4096), (4096, 4096), (4096, 1000))
+    params = sum(k * k * cin * cout + cout for k, cin, cout, _ in convs) + sum(i * o + o for i, o in fcs)
+    macs = sum(side * side * cout * k * k * cin for k, cin, cout, side in convs) + sum(i * o for i, o in fcs)
+    info = jaxcnn.model_info("zfnet")
+    assert _counts("zfnet") == (params, macs)
+    assert info.num_params == params and round(macs / 1e9, 3) == info.gmacs
+
+
+def test_vgg_c_is_d_less_the_3x3_to_1x1_savings_and_a_lrn_is_a():
+    # C's conv3_3, conv4_3 and conv5_3 are 1x1: each saves 8 of its 9 weights per filter input.
+    saved = [(256, 56), (512, 28), (512, 14)]  # (maps in and out, output side)
+    params = TORCHVISION["vgg16"][0] - sum(8 * c * c for c, _ in saved)
+    macs = _counts("vgg16")[1] - sum(8 * c * c * side * side for c, side in saved)
+    info = jaxcnn.model_info("vgg16_c")
+    assert _counts("vgg16_c") == (params, macs) and info.num_params == params
+    assert round(macs / 1e9, 3) == info.gmacs
+    # The LRN layer of A-LRN (Sec. 2.1) has no parameters and no multiply-adds.
+    assert _counts("vgg11_lrn") == _counts("vgg11")
+    lrn, a = jaxcnn.model_info("vgg11_lrn"), jaxcnn.model_info("vgg11")
+    assert (lrn.num_params, lrn.gmacs) == (a.num_params, a.gmacs)
 
 
 def test_alexnet_2012_feature_maps_grouping_and_layer_counts():
@@ -93,6 +117,7 @@ def test_alexnet_2012_feature_maps_grouping_and_layer_counts():
         "conv1": 34_944, "conv2": 307_456, "conv3": 885_120, "conv4": 663_936, "conv5": 442_624,
         "fc6": 37_752_832, "fc7": 16_781_312, "fc8": 4_097_000,
     }  # fmt: skip
+    assert sum(counts.values()) == jaxcnn.model_info("alexnet_2012").num_params
 
 
 def test_alexnet_2012_initialisation_is_sec_5():

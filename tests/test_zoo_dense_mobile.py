@@ -12,20 +12,21 @@ import pytest
 import jaxcnn
 from jaxcnn.layers import BatchNorm
 from jaxcnn.models import mobilenet
+from jaxcnn.models.darknet import DARKNET19_BODY
 
-# torchvision 0.29 counts (PAPERS.md) and counts derived from the papers' tables.
-EXPECTED_PARAMS = {
-    "densenet121": 7_978_856,
-    "densenet161": 28_681_000,
-    "densenet169": 14_149_480,
-    "densenet201": 20_013_928,
-    "densenet264": 33_337_704,
-    "mobilenet_v1": 4_231_976,
-    "mobilenet_v2": 3_504_872,
-    "darknet19": 20_842_376,
-    "darknet53": 41_609_928,
-    "unet": 31_030_658,
+FAMILY = ("densenet121", "densenet161", "densenet169", "densenet201", "densenet264", "mobilenet_v1",
+          "mobilenet_v2", "darknet19", "darknet53", "unet")  # fmt: skip
+# torchvision 0.29's (params, GMACs at 224x224) (PAPERS.md).
+TORCHVISION = {
+    "densenet121": (7_978_856, 2.834),
+    "densenet161": (28_681_000, 7.728),
+    "densenet169": (14_149_480, 3.360),
+    "densenet201": (20_013_928, 4.291),
+    "mobilenet_v2": (3_504_872, 0.301),
 }
+# The papers' printed multiply-adds in G, to the digits they print: MobileNet Table 2's 569 M; Darknet's
+# FLOPs count two per multiply-add (YOLO9000 Table 6: 5.58 G; YOLOv3 Table 2: 18.7 G at 256).
+PAPERS_GMACS = {"mobilenet_v1": (0.569, 3), "darknet19": (5.58 / 2, 2), "darknet53": (18.7 / 2, 2)}
 
 
 def _init_shapes(model, shape):
@@ -67,34 +68,39 @@ def count_macs(model, shape):
     return total
 
 
-@pytest.mark.parametrize("name", sorted(EXPECTED_PARAMS))
-def test_parameter_counts(name):
-    assert jaxcnn.model_info(name).num_params == EXPECTED_PARAMS[name]
-    assert _param_count(name) == EXPECTED_PARAMS[name]
-
-
-@pytest.mark.parametrize(
-    "name, macs",
-    [
-        ("densenet121", 2_834_161_664),  # torchvision: 2.834 G
-        ("densenet161", 7_727_907_072),  # torchvision: 7.728 G
-        ("densenet169", 3_359_843_328),  # torchvision: 3.360 G
-        ("densenet201", 4_291_365_888),  # torchvision: 4.291 G
-        ("mobilenet_v1", 568_740_352),  # Howard et al. Table 2: 569 M
-        ("mobilenet_v2", 300_774_272),  # torchvision: 0.301 G
-        ("darknet19", 2_790_989_824),  # YOLO9000 Table 6: 5.58 G FLOPs = 2 x 2.79 G
-        ("darknet53", 9_349_627_904),  # YOLOv3 Table 2: 18.7 Bn FLOPs at 256 = 2 x 9.35 G
-    ],
-)
-def test_multiply_adds_match_the_reference(name, macs):
+@pytest.mark.parametrize("name", FAMILY)
+def test_counts_and_multiply_adds_are_the_registered_facts(name):
     info = jaxcnn.model_info(name)
-    counted = count_macs(jaxcnn.create_model(name), info.input_size)
-    assert counted == macs
-    assert counted / 1e9 == pytest.approx(info.gmacs, rel=1e-3)
+    assert _param_count(name) == info.num_params
+    assert count_macs(jaxcnn.create_model(name), info.input_size) / 1e9 == pytest.approx(info.gmacs, rel=1e-3)
 
 
-def test_mobilenet_v1_is_569m_mult_adds():
+@pytest.mark.parametrize("name", sorted(TORCHVISION))
+def test_torchvision_counts(name):
+    info = jaxcnn.model_info(name)
+    assert (info.num_params, info.gmacs) == TORCHVISION[name]
+
+
+@pytest.mark.parametrize("name", sorted(PAPERS_GMACS))
+def test_papers_multiply_adds(name):
+    printed, digits = PAPERS_GMACS[name]
+    assert round(jaxcnn.model_info(name).gmacs, digits) == pytest.approx(printed)
+
+
+def test_mobilenet_v1_is_569m_mult_adds_and_4_2m_params():
     assert round(count_macs(jaxcnn.create_model("mobilenet_v1"), (224, 224, 3)) / 1e6) == 569
+    assert round(jaxcnn.model_info("mobilenet_v1").num_params / 1e6, 1) == 4.2
+
+
+def test_darknet19_count_is_table_6s_layers():
+    # 3x3 / 1x1 convs without bias, each with BN's gamma and beta, then conv19 (1x1, with bias).
+    channels, count = 3, 0
+    for layer in DARKNET19_BODY:
+        if layer != "M":
+            features, kernel = layer
+            count += kernel * kernel * channels * features + 2 * features
+            channels = features
+    assert jaxcnn.model_info("darknet19").num_params == count + 1024 * 1000 + 1000
 
 
 def test_densenet121_growth_and_feature_sizes():
@@ -205,7 +211,9 @@ def test_unet_same_padding_features_and_bad_sizes():
     model = jaxcnn.create_model("unet", padding="SAME", num_classes=3)
     x = jax.ShapeDtypeStruct((1, 64, 48, 1), jnp.float32)
     variables = jax.eval_shape(lambda x: model.init(jax.random.PRNGKey(0), x), x)
-    assert sum(p.size for p in jax.tree.leaves(variables["params"])) == 31_030_658 + 65
+    # 3 classes instead of 2: one more 64-weight kernel column and bias in the final 1x1 conv.
+    count = sum(p.size for p in jax.tree.leaves(variables["params"]))
+    assert count == jaxcnn.model_info("unet").num_params + 65
     apply = lambda x, **kw: jax.eval_shape(
         lambda x: model.init_with_output(jax.random.PRNGKey(0), x, **kw)[0], x
     )

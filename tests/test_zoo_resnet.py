@@ -76,6 +76,7 @@ def test_v1_has_the_v15_count_and_the_papers_macs(name):
     count, ours = _count_and_gmacs(name)
     assert count == TORCHVISION[name.removesuffix("_v1")][0]
     assert ours == pytest.approx(PAPER_V1_GMACS[name], abs=0.06)  # Table 1 prints one decimal
+    assert round(ours, 3) == jaxcnn.model_info(name).gmacs  # the registered figure has more digits
     if name == "resnet50_v1":
         assert round(ours, 3) == 3.858  # Keras' ResNet50 (v1 placement)
     assert ours < TORCHVISION[name.removesuffix("_v1")][1]  # the 1x1 runs on the strided map
@@ -121,6 +122,8 @@ def test_cifar_resnets_count_by_formula(depth, reported):
               ((16, 16), (16, 32), (32, 64))]  # fmt: skip
     expected = conv(3, 16) + sum(stages) + 64 * 10 + 10
     assert _count(f"resnet{depth}") == _count(f"plain{depth}") == expected
+    info, plain = jaxcnn.model_info(f"resnet{depth}"), jaxcnn.model_info(f"plain{depth}")
+    assert info.num_params == plain.num_params == expected and info.gmacs == plain.gmacs
     assert jaxcnn.model_info(f"resnet{depth}").reported == {"cifar10/test_error": reported}
     paper = {20: 0.27, 32: 0.46, 44: 0.66, 56: 0.85, 110: 1.7}[depth]  # Table 6, millions
     assert round(expected / 1e6, 2 if depth < 110 else 1) == paper

@@ -215,12 +215,11 @@ def _mean_over_positions(x):
     return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
 
 
-_alexnet = functools.partial(register_model, constructor=AlexNet, num_classes=1000)
+_alexnet = functools.partial(register_model, constructor=AlexNet, input_size=(224, 224, 3), num_classes=1000)
 
 _alexnet(
     "alexnet", dict(layers=ALEXNET_2014, adaptive_pool=(6, 6), dropout_on="inputs"),
-    input_size=(224, 224, 3), reference=KRIZHEVSKY_2014, num_params=61_100_840, gmacs=0.714,
-    small_input_size=63,
+    reference=KRIZHEVSKY_2014, num_params=61_100_840, gmacs=0.714, small_input_size=63,
     notes="torchvision's single-column AlexNet: conv 64@11x11/4 pad 2, 192@5x5, 384, 256, 256@3x3, "
     "no LRN, max-pool 3x3/2, adaptive avg-pool to 6x6, dropout 0.5 on the inputs of fc6/fc7. "
     "Initialised as the 2012 paper (N(0, 0.01), biases 1 in conv2/4/5, fc6/7); the 2014 note gives "
@@ -240,8 +239,7 @@ _alexnet(
 )  # fmt: skip
 _alexnet(
     "zfnet", dict(layers=ZFNET, ceil_pool=True, one_bias=()),
-    input_size=(224, 224, 3), reference=ZEILER_2014, num_params=62_357_608, gmacs=1.168,
-    small_input_size=63,
+    reference=ZEILER_2014, num_params=62_357_608, gmacs=1.168, small_input_size=63,
     notes="Table 2 '1 convnet' (Fig. 3): conv1 96@7x7/2 pad 1 (110x110), pool 3x3/2 ceil (55), LRN, "
     "conv2 256@5x5/2 pad 0 (26), pool ceil (13), LRN, conv3/4/5 384/384/256@3x3 pad 1, pool (6x6x256), "
     "fc 4096-4096-1000, dropout 0.5 on fc6/fc7 outputs; ungrouped. Paddings and LRN constants "
