@@ -106,8 +106,8 @@ def _parse(key: str, text: str, current):
             return kind(_sequence(text))
         return _literal(text)  # None or another type: a Python literal, else the string
     except ValueError:
-        article = "an" if kind.__name__[0] in "aeiou" else "a"
-        raise ValueError(f"--config.{key}={text}: expected {article} {kind.__name__} like {current!r}") from None
+        kind_name = ("an " if kind.__name__[0] in "aeiou" else "a ") + kind.__name__
+        raise ValueError(f"--config.{key}={text}: expected {kind_name} like {current!r}") from None
 
 
 def _literal(text: str):
