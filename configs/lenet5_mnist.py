@@ -9,7 +9,7 @@ project's SGD with momentum 0.9, gradient clipping and a cosine schedule over 30
 with the paper's MAP loss (experiments/lenet5_mnist.md has the measurements).
 """
 
-from jaxcnn.config_lib import apply_variant, base_config
+from configs.base import apply_variant, base_config
 
 
 def get_config(arg=None):
@@ -33,8 +33,7 @@ def get_config(arg=None):
     # large F6/C5 gradients clipped instead (without it lr 0.01 diverges in the first epoch).
     config.optimizer.grad_clip_norm = 1.0
 
-    steps_per_epoch = 60_000 // config.batch_size
     config.log_every_steps = 250
-    config.eval_every_steps = steps_per_epoch * 5
-    config.checkpoint_every_steps = steps_per_epoch
+    config.eval_every_epochs = 5
+    config.checkpoint_every_epochs = 1
     return apply_variant(config, arg)

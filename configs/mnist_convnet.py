@@ -6,7 +6,7 @@ Launch:
     python -m jaxcnn.main --config=configs/mnist_convnet.py --workdir=runs/mnist_convnet
 """
 
-from jaxcnn.config_lib import apply_variant, base_config
+from configs.base import apply_variant, base_config
 
 
 def get_config(arg=None):
@@ -22,8 +22,7 @@ def get_config(arg=None):
     config.optimizer.reference_batch_size = 64  # lr = 0.02 * batch_size / 64
     config.optimizer.weight_decay = 5e-4
 
-    steps_per_epoch = 60_000 // config.batch_size
     config.log_every_steps = 100
-    config.eval_every_steps = steps_per_epoch
-    config.checkpoint_every_steps = steps_per_epoch
+    config.eval_every_epochs = 1
+    config.checkpoint_every_epochs = 1
     return apply_variant(config, arg)

@@ -17,7 +17,7 @@ colour lighting; no dropout. The network is torchvision's v1.5 (stride on the 3x
 --config.model.name=resnet50_v1 for the paper's.
 """
 
-from jaxcnn.config_lib import apply_variant, base_config
+from configs.base import apply_variant, base_config
 
 
 def get_config(arg=None):
@@ -44,10 +44,9 @@ def get_config(arg=None):
     config.eval.protocols = ("center", "ten_crop", "multi_scale")
     config.eval.crop_ratio = 0.875  # 224 / 256
 
-    steps_per_epoch = 1_281_167 // config.batch_size
     config.log_every_steps = 100
-    config.eval_every_steps = steps_per_epoch * 5
-    config.checkpoint_every_steps = 1000
+    config.eval_every_epochs = 5
+    config.checkpoint_every_steps = 1000  # in steps: bounds the work a preemption loses
 
     if arg == "smoke":  # the same recipe, tiny: resnet18 at 64x64, a few steps, every protocol
         config.model.name = "resnet18"

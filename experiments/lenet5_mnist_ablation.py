@@ -31,7 +31,7 @@ VARIANTS = {
 def configure(overrides):
     config = load_config(os.path.join(ROOT, "configs", "lenet5_mnist.py"))
     config.update_from_flattened_dict(overrides)  # dotted keys, as on the command line
-    config.eval_every_steps = config.num_epochs * (60_000 // config.batch_size)  # once, at the end
+    config.eval_every_epochs = config.num_epochs  # once, at the end (in steps of this batch size)
     return config
 
 

@@ -1,19 +1,13 @@
 """jaxcnn: the classic ImageNet CNNs in JAX/Flax, with the papers' recipes."""
 
-import importlib
+# The command line (`python -m jaxcnn.main`, `jaxcnn-train`) re-executes itself under mimalloc before
+# JAX is imported (host_memory.py, standard library only); in any other process this does nothing.
+from jaxcnn import host_memory as _host_memory
+
+_host_memory.relaunch_command_line()
+
+from jaxcnn.model_summary import summary  # noqa: E402
+from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model  # noqa: E402
 
 __version__ = "0.1.0"
-
-# Loaded on first use, so that `python -m jaxcnn.main` can choose the process's allocator
-# (jaxcnn/host_memory.py) before JAX and Flax are imported.
-_REGISTRY = ("ModelInfo", "create_model", "list_models", "model_info", "register_model")
-_LAZY = {name: "jaxcnn.registry" for name in _REGISTRY}
-_LAZY["summary"] = "jaxcnn.model_summary"
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name):
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'jaxcnn' has no attribute {name!r}")
+__all__ = ["ModelInfo", "create_model", "list_models", "model_info", "register_model", "summary"]

@@ -18,6 +18,20 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
+BEST_METRICS = ("eval/top1_error", "eval/top5_error", "eval/loss")
+
+
+def check_config(checkpoint_config) -> None:
+    """Checks config.checkpoint: keep > 0, keep_best >= 0 and a best_metric that is logged."""
+    keep, keep_best = checkpoint_config.keep, checkpoint_config.keep_best
+    if isinstance(keep, bool) or not isinstance(keep, int) or keep <= 0:
+        raise ValueError(f"config.checkpoint.keep must be a positive number, got {keep!r}")
+    if isinstance(keep_best, bool) or not isinstance(keep_best, int) or keep_best < 0:
+        raise ValueError(f"config.checkpoint.keep_best must be >= 0, got {keep_best!r}")
+    metric = checkpoint_config.best_metric
+    if keep_best and metric not in BEST_METRICS:
+        raise ValueError(f"config.checkpoint.best_metric={metric!r}; allowed: {', '.join(BEST_METRICS)}")
+
 
 def _manager(directory: str, keep: int, best_metric: str | None = None, create: bool = True):
     options = ocp.CheckpointManagerOptions(

@@ -91,16 +91,16 @@ def write_results(workdir: str, step: int, metrics: dict[str, float]) -> str:
     return path
 
 
-def main(argv):
+def main(argv, config):
     from absl import flags
 
     from jaxcnn.train import evaluate_checkpoint
 
     del argv
     FLAGS = flags.FLAGS
-    protocols = [p for p in FLAGS.protocols.split(",") if p] or list(FLAGS.config.eval.protocols)
+    protocols = [p for p in FLAGS.protocols.split(",") if p] or list(config.eval.protocols)
     try:
-        step, metrics = evaluate_checkpoint(FLAGS.config, FLAGS.workdir, protocols, FLAGS.checkpoint)
+        step, metrics = evaluate_checkpoint(config, FLAGS.workdir, protocols, FLAGS.checkpoint)
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
     path = write_results(FLAGS.workdir, step, metrics) if jax.process_index() == 0 else None
@@ -112,12 +112,16 @@ def main(argv):
 
 if __name__ == "__main__":
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    import functools
+    import sys
+
     from absl import app, flags
-    from ml_collections import config_flags
+
+    from jaxcnn import config_lib
 
     flags.DEFINE_string("workdir", None, "The run's directory (its checkpoints/ and best/).")
     flags.DEFINE_string("protocols", "", "Comma-separated: center, ten_crop, multi_scale, crops144.")
     flags.DEFINE_string("checkpoint", "latest", "latest (WORKDIR/checkpoints) or best (WORKDIR/best).")
-    config_flags.DEFINE_config_file("config", None, "The run's experiment config (configs/*.py).")
-    flags.mark_flags_as_required(["config", "workdir"])
-    app.run(main)
+    flags.mark_flags_as_required(["workdir"])
+    config, argv = config_lib.config_or_exit(sys.argv)  # --config=configs/X.py and --config.KEY=VALUE
+    app.run(functools.partial(main, config=config), argv=argv)

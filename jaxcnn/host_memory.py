@@ -13,11 +13,15 @@ which MobileNet v2 needs): JAXCNN_ALLOCATOR=system or MIMALLOC_ALLOW_THP=0 for i
 glibc's own way to keep such blocks (one arena, no mmap, no trim) grew MobileNet v2's heap from
 4 to 23 GB in 25 steps.
 
-An allocator must be in place before the process starts, so the command line (`jaxcnn.main`, and
-`benchmarks.measure` for jaxcnn) calls `use_mimalloc` first: it re-executes the same command with
-mimalloc preloaded, when JAX will run on the CPU only (JAX_PLATFORMS=cpu, or no CUDA, ROCm or TPU
-plugin installed) on Linux and the `cmeel-mimalloc` wheel is installed. Importing jaxcnn in a
-notebook changes nothing. JAXCNN_ALLOCATOR=system keeps glibc's malloc.
+An allocator must be in place before the process starts, so the command line calls `use_mimalloc`
+first: it re-executes the same command with mimalloc preloaded, when JAX will run on the CPU only
+(JAX_PLATFORMS=cpu, or no CUDA, ROCm or TPU plugin installed) on Linux and the `cmeel-mimalloc`
+wheel is installed. `python -m jaxcnn.main` imports the jaxcnn package (and with it JAX) before
+jaxcnn/main.py runs, so the package's __init__ asks `relaunch_command_line` first: it acts only
+when this process is the trainer's command line (`python -m jaxcnn.main`, `jaxcnn-train`), and
+this module imports nothing but the standard library. `benchmarks.measure` calls `use_mimalloc`
+itself. Importing jaxcnn in a notebook or a test changes nothing. JAXCNN_ALLOCATOR=system keeps
+glibc's malloc.
 """
 
 from __future__ import annotations
@@ -95,3 +99,28 @@ def use_mimalloc() -> None:
         sys.stdout.flush()
         sys.stderr.flush()
         os.execve(sys.executable, sys.orig_argv, env)
+
+
+COMMAND_MODULE = "jaxcnn.main"
+COMMAND_SCRIPT = "jaxcnn-train"  # pyproject.toml's [project.scripts]
+
+
+def is_command_line() -> bool:
+    """Whether this process runs the trainer's command line: `python [OPTIONS] -m jaxcnn.main ...`
+    (while its package is being imported, sys.argv[0] is "-m") or the `jaxcnn-train` script."""
+    argv = list(sys.orig_argv)
+    if sys.argv[:1] == ["-m"] and "-m" in argv[1:]:
+        at = argv.index("-m", 1)
+        return argv[at + 1 : at + 2] == [COMMAND_MODULE]
+    return bool(sys.argv) and os.path.basename(sys.argv[0]) == COMMAND_SCRIPT
+
+
+def relaunch_command_line() -> None:
+    """`use_mimalloc` for the trainer's command line only (a no-op in any other process); a bad
+    JAXCNN_ALLOCATOR ends the command with one line."""
+    if not is_command_line():
+        return
+    try:
+        use_mimalloc()
+    except ValueError as e:
+        sys.exit(f"error: {e}")

@@ -1,21 +1,22 @@
-"""Command line: python -m jaxcnn.main --config=configs/X.py --workdir=DIR [--config.KEY=VALUE ...]."""
+"""Command line: python -m jaxcnn.main --config=configs/X.py[:ARG] --workdir=DIR [--config.KEY=VALUE ...].
+
+--config names a recipe (configs/*.py, its get_config(ARG)); --config.KEY=VALUE overrides one of
+its keys (dotted, e.g. --config.optimizer.base_learning_rate=0.05). On a CPU-only Linux host the
+command re-executes itself under mimalloc first (jaxcnn/host_memory.py, done when the jaxcnn
+package is imported, before JAX).
+"""
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
-from jaxcnn import host_memory  # noqa: E402
-
-try:
-    host_memory.use_mimalloc()  # re-executes this command under mimalloc on CPU-only hosts, once
-except ValueError as e:
-    sys.exit(f"error: {e}")
-
 from absl import app, flags, logging  # noqa: E402
-from ml_collections import config_flags  # noqa: E402
+
+from jaxcnn import config_lib  # noqa: E402
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("workdir", None, "Directory for checkpoints, metrics.jsonl and TensorBoard.")
@@ -25,11 +26,10 @@ flags.DEFINE_string(
     "JAX's persistent compilation cache: a second launch of the same experiment skips compiling. "
     "'' disables it.",
 )
-config_flags.DEFINE_config_file("config", None, "Experiment config file (configs/*.py).")
-flags.mark_flags_as_required(["config", "workdir"])
+flags.mark_flags_as_required(["workdir"])
 
 
-def main(argv):
+def main(argv, config):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
@@ -43,7 +43,6 @@ def main(argv):
     from jaxcnn import sharding
     from jaxcnn.train import Preempted, train_and_evaluate
 
-    config = FLAGS.config
     sharding.initialize_distributed(**config.distributed)
     try:
         result = train_and_evaluate(config, FLAGS.workdir)
@@ -61,7 +60,8 @@ def main(argv):
 
 
 def run():
-    app.run(main)
+    config, argv = config_lib.config_or_exit(sys.argv)  # --config and --config.KEY=VALUE, checked
+    app.run(functools.partial(main, config=config), argv=argv)
 
 
 if __name__ == "__main__":

@@ -5,8 +5,25 @@ from __future__ import annotations
 import jax
 import optax
 
+from jaxcnn.durations import Durations
+
 OPTIMIZERS = ("sgd",)
 SCHEDULES = ("constant", "cosine", "step")
+
+
+def check_config(config) -> None:
+    """Checks config.optimizer and config.schedule: one ValueError naming the bad value."""
+    opt, sched = config.optimizer, config.schedule
+    if opt.name not in OPTIMIZERS:
+        raise ValueError(f"config.optimizer.name={opt.name!r}; known: {', '.join(OPTIMIZERS)}")
+    for key in ("base_learning_rate", "reference_batch_size"):
+        value = opt[key]
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value <= 0:
+            raise ValueError(f"config.optimizer.{key} must be a positive number, got {value!r}")
+    if opt.weight_decay < 0:
+        raise ValueError(f"config.optimizer.weight_decay must be >= 0, got {opt.weight_decay!r}")
+    if sched.name not in SCHEDULES:
+        raise ValueError(f"config.schedule.name={sched.name!r}; known: {', '.join(SCHEDULES)}")
 
 
 def learning_rate(config) -> float:
@@ -15,23 +32,23 @@ def learning_rate(config) -> float:
     return opt.base_learning_rate * config.batch_size / opt.reference_batch_size
 
 
-def create_schedule(config, steps_per_epoch: int, num_train_steps: int) -> optax.Schedule:
+def create_schedule(config, durations: Durations) -> optax.Schedule:
     """Builds config.schedule: linear warm-up, then constant, cosine to 0, or step decay.
 
     `step` divides the rate by 1 / decay_factor at each epoch in `boundaries_epochs`, the
-    "divide by 10" of AlexNet, VGG and ResNet with the plateaus fixed in advance.
+    "divide by 10" of AlexNet, VGG and ResNet with the plateaus fixed in advance. The epochs come
+    resolved into steps (jaxcnn.durations).
     """
+    check_config(config)
     peak, sched = learning_rate(config), config.schedule
-    warmup = int(sched.warmup_epochs * steps_per_epoch)
+    warmup = durations.warmup_steps
     if sched.name == "constant":
         main = optax.constant_schedule(peak)
     elif sched.name == "cosine":
-        main = optax.cosine_decay_schedule(peak, max(1, num_train_steps - warmup))
-    elif sched.name == "step":
-        bounds = {int(e * steps_per_epoch) - warmup: sched.decay_factor for e in sched.boundaries_epochs}
+        main = optax.cosine_decay_schedule(peak, max(1, durations.num_train_steps - warmup))
+    else:  # "step"
+        bounds = {step - warmup: sched.decay_factor for step in durations.boundaries_steps}
         main = optax.piecewise_constant_schedule(peak, bounds)
-    else:
-        raise ValueError(f"unknown schedule {sched.name!r}; known: {SCHEDULES}")
     if warmup == 0:
         return main
     return optax.join_schedules([optax.linear_schedule(0.0, peak, warmup), main], [warmup])
@@ -46,9 +63,8 @@ def create_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransfor
     config.optimizer.decay_all is set: biases, BatchNorm scales and LeNet's subsampling
     coefficients are not decayed.
     """
+    check_config(config)
     opt = config.optimizer
-    if opt.name != "sgd":
-        raise ValueError(f"unknown optimizer {opt.name!r}; known: {OPTIMIZERS}")
     mask = None if opt.decay_all else (lambda params: jax.tree.map(lambda p: p.ndim > 1, params))
     clip = [optax.clip_by_global_norm(opt.grad_clip_norm)] if opt.grad_clip_norm else []
     return optax.chain(

@@ -85,7 +85,9 @@ def model_info(name: str) -> ModelInfo:
     return _lookup(name)[2]
 
 
-def create_model(name: str, num_classes: int | None = None, **overrides: Any) -> nn.Module:
+def create_model(
+    name: str, num_classes: int | None = None, cpu_kernels: str = "auto", **overrides: Any
+) -> nn.Module:
     """Builds the flax linen module registered as `name`.
 
     Args:
@@ -97,6 +99,9 @@ def create_model(name: str, num_classes: int | None = None, **overrides: Any) ->
       An unbound `flax.linen.Module`; use `init(rng, x, train=False)` and `apply(variables, x, ...)`.
     """
     constructor, registered, info = _lookup(name)
+    # Placeholder for config.model.cpu_kernels (configs branch): the kernels branch gives it effect.
+    if cpu_kernels not in ("auto", "on", "off"):
+        raise ValueError(f"cpu_kernels={cpu_kernels!r}; allowed: auto, on, off")
     kwargs = dict(registered)  # never mutate the table
     if num_classes is not None:
         if not isinstance(num_classes, int) or num_classes < 1:

@@ -59,15 +59,44 @@ def create_mesh(model_parallel: int = 1) -> Mesh:
       The mesh.
     """
     count = jax.device_count()
-    if isinstance(model_parallel, bool) or not isinstance(model_parallel, int) or model_parallel < 1:
-        raise ValueError(f"model_parallel must be a positive int, got {model_parallel!r}")
-    if count % model_parallel:
-        raise ValueError(
-            f"model_parallel={model_parallel} does not divide the {count} devices; use a divisor of {count}"
-        )
+    data_axis_size(model_parallel)
     return jax.make_mesh(
         (count // model_parallel, model_parallel), (DATA_AXIS, MODEL_AXIS), axis_types=(AxisType.Auto,) * 2
     )
+
+
+def data_axis_size(model_parallel: int) -> int:
+    """The "data" axis size for a "model" axis of `model_parallel` devices (checked: it divides them)."""
+    count = jax.device_count()
+    if isinstance(model_parallel, bool) or not isinstance(model_parallel, int) or model_parallel < 1:
+        raise ValueError(f"config.mesh.model (model_parallel) must be a positive int, got {model_parallel!r}")
+    if count % model_parallel:
+        divisors = [d for d in range(1, count + 1) if count % d == 0]
+        raise ValueError(
+            f"config.mesh.model (model_parallel)={model_parallel} does not divide the {count} devices; "
+            f"use one of {divisors}"
+        )
+    return count // model_parallel
+
+
+def check_config(config) -> None:
+    """Checks that config.mesh fits the devices and the batches divide over its data axis."""
+    data = data_axis_size(config.mesh.model)
+    for key in ("batch_size", "eval_batch_size", "grad_accum_steps"):
+        if isinstance(config[key], bool) or not isinstance(config[key], int) or config[key] <= 0:
+            raise ValueError(f"config.{key} must be a positive number, got {config[key]!r}")
+    for key in ("batch_size", "eval_batch_size"):
+        if config[key] % data:
+            raise ValueError(
+                f"config.{key}={config[key]} does not divide over the {data} devices of the data axis "
+                f"({jax.device_count()} devices / mesh.model {config.mesh.model}); use a multiple of {data}"
+            )
+    k = config.grad_accum_steps
+    if config.batch_size % (k * data):
+        raise ValueError(
+            f"config.batch_size={config.batch_size} does not split into grad_accum_steps={k} "
+            f"micro-batches over {data} devices; use a multiple of {k * data}"
+        )
 
 
 def batch_sharding(mesh: Mesh) -> NamedSharding:

@@ -15,9 +15,31 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import checkpoint, config_lib, evaluate, losses, optim, registry, sharding
+from jaxcnn import checkpoint, durations, evaluate, losses, optim, registry, sharding
 from jaxcnn.data import input as input_lib
+from jaxcnn.data import views
 from jaxcnn.metric_writer import MetricWriter
+
+PRECISIONS = ("float32", "bfloat16")
+REMAT_POLICIES = ("none", "convs")
+
+
+def check_config(config) -> None:
+    """Checks every section of a config, each by the module that consumes it, before anything is
+    opened or compiled: one ValueError naming the bad value and what is allowed."""
+    registry.model_info(config.model.name)  # names the known models
+    input_lib.check_config(config, jax.process_count())
+    losses.check_config(config.loss)
+    optim.check_config(config)
+    sharding.check_config(config)
+    durations.check_config(config)
+    checkpoint.check_config(config.checkpoint)
+    if config.precision not in PRECISIONS:
+        raise ValueError(f"config.precision={config.precision!r}; allowed: {', '.join(PRECISIONS)}")
+    if config.remat not in REMAT_POLICIES:
+        raise ValueError(f"config.remat={config.remat!r}; allowed: {', '.join(REMAT_POLICIES)}")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
 
 
 @flax.struct.dataclass
@@ -208,9 +230,9 @@ def evaluate_checkpoint(
     config, workdir: str, protocols, which: str = "latest"
 ) -> tuple[int, dict[str, float]]:
     """Evaluates a run's latest (or best) checkpoint with `protocols`; returns (step, metrics)."""
-    config_lib.validate(config)
+    check_config(config)
     for protocol in protocols:
-        config_lib.check_protocol(protocol)
+        views.check_protocol(protocol)
     if which not in ("latest", "best"):
         raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
     train_split = input_lib.split_from_config(config, config.dataset.train_split)
@@ -221,7 +243,7 @@ def evaluate_checkpoint(
         keep_best = 1 if which == "best" else 0  # reading the latest creates no best/ directory
         ckpt = checkpoint.Checkpointer(
             workdir,
-            config.checkpoint_every_steps,
+            durations.resolve(config, train_split.num_examples).checkpoint_every,
             config.checkpoint.keep,
             keep_best,
             config.checkpoint.best_metric,
@@ -235,9 +257,8 @@ def evaluate_checkpoint(
 
 def _build(config, train_split, mesh):
     """Model, optimizer, schedule and the freshly initialised (sharded) state of a config."""
-    steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
     model = create_model(config, train_split.num_classes)
-    schedule = optim.create_schedule(config, steps_per_epoch, num_steps)
+    schedule = optim.create_schedule(config, durations.resolve(config, train_split.num_examples))
     tx = optim.create_optimizer(config, schedule)
     state = init_state(model, tx, config, mesh, (config.input.image_size,) * 2 + (train_split.channels,))
     return model, tx, schedule, state
@@ -308,7 +329,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       Preempted: after a SIGTERM, once the current step is finished and checkpointed.
       FloatingPointError: when the training loss is not finite (nothing from that step is saved).
     """
-    config_lib.validate(config)
+    check_config(config)
     mesh = sharding.create_mesh(config.mesh.model)
     with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
         return _train_and_evaluate(config, workdir, mesh)
@@ -317,12 +338,13 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     train_split = input_lib.split_from_config(config, config.dataset.train_split)
     eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
-    steps_per_epoch, num_steps = config_lib.num_train_steps(config, train_split.num_examples)
+    steps = durations.resolve(config, train_split.num_examples)
+    steps_per_epoch, num_steps = steps.steps_per_epoch, steps.num_train_steps
     model, tx, schedule, state = _build(config, train_split, mesh)
 
     ckpt = checkpoint.Checkpointer(
         workdir,
-        config.checkpoint_every_steps,
+        steps.checkpoint_every,
         config.checkpoint.keep,
         config.checkpoint.keep_best,
         config.checkpoint.best_metric,
@@ -370,12 +392,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
             last = done == num_steps
             preempted = preemption(done)
             # Flush at checkpoints too, so a resumed run averages over the same windows.
-            if (
-                done % config.log_every_steps == 0
-                or done % config.checkpoint_every_steps == 0
-                or last
-                or preempted
-            ):
+            if done % steps.log_every == 0 or done % steps.checkpoint_every == 0 or last or preempted:
                 stacked = jax.device_get(pending)  # the loop's only host sync (on accelerators)
                 _check_finite([float(m["loss"]) for m in stacked], done - len(stacked) + 1)
                 elapsed = time.perf_counter() - window_start
@@ -392,7 +409,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                 )
                 pending, window_start, window_steps = [], time.perf_counter(), 0
             position = data_position(config, train_split, done, steps_per_epoch)
-            if done % config.eval_every_steps == 0 or last:
+            if done % steps.eval_every == 0 or last:
                 eval_metrics = evaluate_all(state)
                 if writer:
                     writer.write(done, eval_metrics)

@@ -41,6 +41,8 @@ CELLS = [
         "config = load_config('configs/lenet5_mnist.py')\n"
         "config.num_train_steps = STEPS\n"
         "config.log_every_steps = max(1, STEPS // 30)\n"
+        "# evaluate and checkpoint three times, in steps (the recipe states epochs; one form per pair)\n"
+        "config.eval_every_epochs = config.checkpoint_every_epochs = 0\n"
         "config.eval_every_steps = config.checkpoint_every_steps = max(1, STEPS // 3)\n"
         "result = train_and_evaluate(config, WORKDIR)\n"
         "print(f\"test error {100 * result['eval/top1_error']:.2f}%\")"

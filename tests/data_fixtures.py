@@ -8,7 +8,7 @@ import functools
 
 import pytest
 
-from jaxcnn.config_lib import base_config
+from configs.base import base_config
 from jaxcnn.data import archives, fake
 
 
@@ -48,7 +48,7 @@ def image_folder(tmp_path_factory):
 
 
 def data_config(name, data_dir="", *, size=32, batch=4, eval_batch=4, **input_keys):
-    """A small config for dataset `name`: config_lib.base_config() with `input_keys` set."""
+    """A small config for dataset `name`: configs.base.base_config() with `input_keys` set."""
     c = base_config()
     c.dataset.name, c.dataset.data_dir = name, data_dir
     c.input.image_size, c.input.normalize = size, "unit"

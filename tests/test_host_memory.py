@@ -65,13 +65,66 @@ def test_bad_setting_is_named(monkeypatch):
         host_memory.use_mimalloc()
 
 
-def test_bad_setting_fails_the_command_line_before_training(tmp_path):
+def test_bad_setting_fails_the_command_line_before_jax_is_imported(tmp_path):
+    # The setting is read where the re-execution would happen: no JAX import may come before it.
     env = {"JAXCNN_ALLOCATOR": "tcmalloc", "PATH": "/usr/bin:/bin"}
-    args = ["-m", "jaxcnn.main", "--config=configs/lenet5_mnist.py", f"--workdir={tmp_path}"]
+    args = [
+        "-X",
+        "importtime",
+        "-m",
+        "jaxcnn.main",
+        "--config=configs/lenet5_mnist.py",
+        f"--workdir={tmp_path}",
+    ]
     done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 1
-    assert "error: JAXCNN_ALLOCATOR='tcmalloc': expected one of mimalloc, system" in done.stderr
+    errors = [ln for ln in done.stderr.splitlines() if not ln.startswith("import time:")]
+    assert errors == ["error: JAXCNN_ALLOCATOR='tcmalloc': expected one of mimalloc, system"]
+    imported = {
+        ln.rsplit("|", 1)[-1].strip() for ln in done.stderr.splitlines() if ln.startswith("import time:")
+    }
+    assert "jaxcnn.host_memory" in imported and not imported & {"jax", "flax", "optax", "tensorflow"}
     assert not any(tmp_path.iterdir())
+
+
+def test_the_command_line_runs_under_mimalloc(tmp_path):
+    # A recipe that reports its process's LD_PRELOAD in the command line's one error line.
+    probe = tmp_path / "probe.py"
+    probe.write_text(
+        "import os\n\n\ndef get_config(arg=None):\n    raise ValueError(os.environ['LD_PRELOAD'])\n"
+    )
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    args = ["-m", "jaxcnn.main", f"--config={probe}", f"--workdir={tmp_path / 'run'}"]
+    done = subprocess.run([sys.executable, *args], env=env, capture_output=True, text=True, timeout=120)
+    assert done.stderr.strip() == f"error: {host_memory.mimalloc_library()}"
+
+
+def test_importing_jaxcnn_elsewhere_keeps_the_process_and_loads_the_api():
+    code = (
+        "import os, sys, jaxcnn\n"
+        "print(os.environ.get('LD_PRELOAD', ''), 'jaxcnn.registry' in sys.modules,\n"
+        "      jaxcnn.create_model.__module__)"
+    )
+    env = {"JAX_PLATFORMS": "cpu", "PATH": "/usr/bin:/bin"}
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.split() == ["True", "jaxcnn.registry"]  # no preload, the API imported eagerly
+
+
+@pytest.mark.parametrize(
+    "argv0, orig_argv, expected",
+    [
+        ("-m", ["python", "-u", "-m", "jaxcnn.main", "--workdir=x"], True),
+        ("-m", ["python", "-m", "jaxcnn.evaluate"], False),
+        ("/venv/bin/jaxcnn-train", ["python", "/venv/bin/jaxcnn-train"], True),
+        ("-c", ["python", "-c", "import jaxcnn", "-m", "jaxcnn.main"], False),
+        ("/usr/bin/pytest", ["python", "/usr/bin/pytest"], False),
+    ],
+)
+def test_only_the_trainers_command_line_counts(monkeypatch, argv0, orig_argv, expected):
+    monkeypatch.setattr(sys, "argv", [argv0])
+    monkeypatch.setattr(sys, "orig_argv", orig_argv)
+    assert host_memory.is_command_line() is expected
 
 
 @pytest.mark.parametrize(

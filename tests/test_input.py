@@ -6,7 +6,7 @@ import ml_collections
 import numpy as np
 import pytest
 
-from jaxcnn.config_lib import base_config
+from configs.base import base_config
 from jaxcnn.data import input as input_lib
 
 

@@ -1,12 +1,14 @@
 """Training criteria: cross-entropy and LeNet-5's MAP criterion (eq. 9)."""
 
+import re
+
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
 import pytest
 
-from jaxcnn.losses import classification_loss
+from jaxcnn.losses import check_config, classification_loss
 
 
 def _cfg(name, j=0.0):
@@ -32,5 +34,19 @@ def test_lecun_map_matches_equation_9():
 
 
 def test_unknown_loss_is_named():
-    with pytest.raises(ValueError, match="unknown loss 'hinge'"):
+    with pytest.raises(ValueError, match="config.loss.name='hinge'; known: softmax_cross_entropy, lecun_map"):
         classification_loss(jnp.zeros((1, 2)), jnp.array([0]), _cfg("hinge"))
+
+
+@pytest.mark.parametrize(
+    "name,smoothing,message",
+    [
+        ("softmax_cross_entropy", 1.0, "config.loss.label_smoothing must be in [0, 1), got 1.0"),
+        ("lecun_map", 0.1, "config.loss.label_smoothing needs softmax_cross_entropy, not 'lecun_map'"),
+    ],
+)
+def test_bad_loss_section_is_one_line(name, smoothing, message):
+    config = _cfg(name)
+    config.label_smoothing = smoothing
+    with pytest.raises(ValueError, match=re.escape(message)):
+        check_config(config)

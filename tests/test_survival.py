@@ -29,9 +29,9 @@ def _args(steps, every, log=10):
     return [
         LENET,
         f"--config.num_train_steps={steps}",
+        "--config.checkpoint_every_epochs=0",  # the recipe's interval is in epochs; these are steps
         f"--config.checkpoint_every_steps={every}",
-        f"--config.log_every_steps={log}",
-        f"--config.eval_every_steps={steps}",
+        f"--config.log_every_steps={log}",  # evaluated once, at the end (before the recipe's 5 epochs)
         "--config.checkpoint.keep=100",
     ]
 
@@ -111,6 +111,7 @@ def test_corrupt_latest_checkpoint_warns_and_falls_back(mnist_split, tmp_path):
     config = config_lib.load_config(str(ROOT / "configs" / "lenet5_mnist.py"))
     config.num_train_steps, config.checkpoint_every_steps = 60, 20
     config.log_every_steps = config.eval_every_steps = 20
+    config.checkpoint_every_epochs = config.eval_every_epochs = 0  # the intervals above are steps
     config.schedule.name = "constant"  # the same rates whatever num_train_steps says
     straight, broken = tmp_path / "straight", tmp_path / "broken"
     train_and_evaluate(config, str(straight))
@@ -134,6 +135,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(mnist_spli
         "--config=configs/mnist_convnet.py",
         f"--workdir={tmp_path}",
         "--config.num_train_steps=200",
+        "--config.checkpoint_every_epochs=0",
         "--config.checkpoint_every_steps=2",
         "--config.log_every_steps=5",
         "--config.optimizer.base_learning_rate=1e8",

@@ -15,7 +15,7 @@ from conftest import ROOT, cli_env, run_cli
 
 from jaxcnn import config_lib
 from jaxcnn.metric_writer import read_metrics
-from jaxcnn.train import train_and_evaluate
+from jaxcnn.train import check_config, train_and_evaluate
 
 LENET = "--config=configs/lenet5_mnist.py"
 
@@ -29,7 +29,7 @@ def test_training_learns_real_mnist(mnist_split, tmp_path):
     config.model.name = "lenet5_modern"
     config.batch_size, config.num_train_steps = 64, 500
     config.optimizer.base_learning_rate, config.optimizer.reference_batch_size = 0.05, 64
-    config.log_every_steps, config.eval_every_steps, config.checkpoint_every_steps = 100, 500, 500
+    config.log_every_steps = 100  # evaluated and checkpointed at the end, before the recipe's epochs
     result = train_and_evaluate(config, str(tmp_path))
     # Chance is 90% error; a working net passes 5% within 500 steps (about 2.7% measured).
     assert result["eval/top1_error"] < 0.05
@@ -43,7 +43,7 @@ def test_training_learns_real_mnist(mnist_split, tmp_path):
 
 def test_checkpoint_round_trip_is_exact(mnist_split, tmp_path):
     config = _load("lenet5_mnist")
-    config.num_train_steps = config.checkpoint_every_steps = config.eval_every_steps = 20
+    config.num_train_steps = 20  # evaluated and checkpointed at the end
     train_and_evaluate(config, str(tmp_path))
     restored = ocp.StandardCheckpointer().restore(tmp_path / "checkpoints" / "20" / "state")
     assert int(restored["step"]) == 20
@@ -64,8 +64,10 @@ def test_kill_9_then_rerun_matches_an_uninterrupted_run(mnist_split, tmp_path):
     args = [
         LENET,
         "--config.num_train_steps=1500",
+        "--config.checkpoint_every_epochs=0",  # the recipe's intervals are epochs; these are steps
         "--config.checkpoint_every_steps=300",
         "--config.log_every_steps=100",
+        "--config.eval_every_epochs=0",
         "--config.eval_every_steps=750",
     ]
     run_cli(*args, f"--workdir={tmp_path / 'straight'}")
@@ -102,10 +104,8 @@ def test_kill_9_then_rerun_matches_an_uninterrupted_run(mnist_split, tmp_path):
 def test_one_and_eight_devices_give_the_same_loss(mnist_split, tmp_path):
     args = [
         LENET,
-        "--config.num_train_steps=200",
+        "--config.num_train_steps=200",  # evaluated and checkpointed at the end
         "--config.log_every_steps=200",
-        "--config.eval_every_steps=200",
-        "--config.checkpoint_every_steps=200",
     ]
     losses = []
     for devices in (1, 8):
@@ -120,9 +120,9 @@ BAD = [
     ({"batch_size": -32}, ValueError, "config.batch_size must be a positive number, got -32"),
     ({"batch_size": 33}, ValueError, "config.batch_size=33 does not divide over the 2 devices"),
     ({"eval_batch_size": 999}, ValueError, "config.eval_batch_size=999 does not divide over the 2 devices"),
-    ({"mesh.model": 3}, ValueError, "config.mesh.model=3 does not divide the 2 devices; use one of [1, 2]"),
-    ({"mesh.model": 0}, ValueError, "config.mesh.model must be a positive number, got 0"),
-    ({"mesh.model": -2}, ValueError, "config.mesh.model must be a positive number, got -2"),
+    ({"mesh.model": 3}, ValueError, "(model_parallel)=3 does not divide the 2 devices; use one of [1, 2]"),
+    ({"mesh.model": 0}, ValueError, "config.mesh.model (model_parallel) must be a positive int, got 0"),
+    ({"mesh.model": -2}, ValueError, "config.mesh.model (model_parallel) must be a positive int, got -2"),
     ({"optimizer.name": "adamw"}, ValueError, "optimizer.name='adamw'"),
     ({"loss.name": "hinge"}, ValueError, "loss.name='hinge'"),
     ({"precision": "float16"}, ValueError, "config.precision='float16'; allowed: float32, bfloat16"),
@@ -137,7 +137,10 @@ BAD = [
     ({"optimizer.base_learning_rate": -0.1}, ValueError, "got -0.1"),
     ({"dataset.name": "mnits"}, ValueError, "unknown dataset 'mnits'"),
     ({"schedule.name": "exp"}, ValueError, "schedule.name='exp'"),
-    ({"eval_every_steps": 0}, ValueError, "eval_every_steps must be a positive"),
+    ({"eval_every_steps": 100}, ValueError, "set exactly one of config.eval_every_epochs and config.eval_"),
+    ({"input.normalize": "zscore"}, ValueError, "normalize='zscore'; allowed: lecun, standardize, unit"),
+    ({"eval.protocols": ("ten_crop",)}, ValueError, "config.eval.protocols must start with 'center'"),
+    ({"eval.protocols": ("center", "five_crop")}, ValueError, "unknown evaluation protocol 'five_crop'"),
 ]
 
 
@@ -146,7 +149,7 @@ def test_bad_config_is_rejected_before_compiling(override, error, message):
     config = _load("lenet5_mnist")
     config.update_from_flattened_dict(override)  # dotted keys, as on the command line
     with pytest.raises(error, match=re.escape(message)):
-        config_lib.validate(config)
+        check_config(config)
 
 
 def test_missing_dataset_names_the_prepare_command(tmp_path):

@@ -13,7 +13,7 @@ import pytest
 from conftest import ROOT
 from jax.ad_checkpoint import print_saved_residuals
 
-from jaxcnn import config_lib, losses, optim, sharding
+from jaxcnn import config_lib, durations, losses, optim, sharding
 from jaxcnn import train as train_lib
 from jaxcnn.checkpoint import load_best
 from jaxcnn.metric_writer import read_metrics
@@ -25,6 +25,8 @@ def _config(model="lenet5_modern", **overrides):
     config.model.name = model
     config.batch_size = 8
     config.input.image_size = 32
+    config.eval_every_epochs = config.checkpoint_every_epochs = 0  # the tests' intervals are steps
+    config.eval_every_steps = config.checkpoint_every_steps = 10
     config.update_from_flattened_dict(overrides)
     return config
 
@@ -32,7 +34,8 @@ def _config(model="lenet5_modern", **overrides):
 def _setup(config, size=32, channels=1, num_classes=10):
     mesh = sharding.create_mesh(config.mesh.model)
     model = create_model(config, num_classes)
-    tx = optim.create_optimizer(config, optim.create_schedule(config, 100, 100))
+    steps = durations.resolve(config, 100 * config.batch_size)
+    tx = optim.create_optimizer(config, optim.create_schedule(config, steps))
     state = init_state(model, tx, config, mesh, (size, size, channels))
     rng = np.random.default_rng(0)
     batch = {

@@ -28,9 +28,31 @@ from collections.abc import Iterator
 
 import numpy as np
 
+from jaxcnn import durations
 from jaxcnn.data import augment, image_ops, views
 from jaxcnn.data.datasets import MEAN_STD, SUPPORTED, Split, check_name, open_split  # noqa: F401
 from jaxcnn.data.image_ops import NORMALIZATIONS  # noqa: F401
+
+
+def check_config(config, process_count: int = 1) -> None:
+    """Checks config.dataset, config.input and config.eval before anything is opened or compiled.
+
+    One ValueError naming the bad value and what is allowed; opening the split checks the rest
+    (a missing dataset, an image folder's root, the split's name).
+    """
+    check_name(config.dataset.name)
+    inp = config.input
+    augment.recipe(inp.train_augment, inp.extra_augment)  # names an unknown preset or op
+    if inp.normalize not in NORMALIZATIONS:
+        raise ValueError(f"config.input.normalize={inp.normalize!r}; allowed: {', '.join(NORMALIZATIONS)}")
+    for key in ("image_size", "num_shards"):
+        if isinstance(inp[key], bool) or not isinstance(inp[key], int) or inp[key] <= 0:
+            raise ValueError(f"config.input.{key} must be a positive int, got {inp[key]!r}")
+    if inp.num_shards % process_count:
+        raise ValueError(
+            f"config.input.num_shards={inp.num_shards} is not a multiple of the {process_count} processes"
+        )
+    views.check_config(config.eval)
 
 
 def split_from_config(config, split: str) -> Split:
@@ -97,7 +119,7 @@ def train_batches(
 
     Args:
       split: the training split.
-      config: the experiment config (batch_size, seed, dataset, input; see config_lib.base_config).
+      config: the experiment config (batch_size, seed, dataset, input; see configs/base.py).
       start_step: the first step to yield (a restored run's step).
       process_index, process_count: this process and the number of processes.
 
@@ -108,7 +130,7 @@ def train_batches(
 
     global_batch = config.batch_size
     local_batch = global_batch // process_count
-    steps_per_epoch = split.num_examples // global_batch
+    steps_per_epoch = durations.steps_per_epoch(split.num_examples, global_batch)
     prep = _train_preprocessor(split, config)
     epoch, skip = divmod(start_step, steps_per_epoch)
     if _streamed(split, config):
@@ -135,7 +157,7 @@ def _in_memory_epoch(records, split, config, shuffle_seed, epoch, skip, process_
     """(j, raw, label) of this process's elements of the epoch, j the index in the global order."""
     global_batch = config.batch_size
     local_batch = global_batch // process_count
-    steps_per_epoch = split.num_examples // global_batch
+    steps_per_epoch = durations.steps_per_epoch(split.num_examples, global_batch)
     # File names are cheap to hold: shuffle an image folder's whole listing.
     buffer = split.num_examples if split.files is not None else config.input.shuffle_buffer
     ds = records.shuffle(min(buffer, split.num_examples), seed=shuffle_seed, reshuffle_each_iteration=False)
@@ -182,7 +204,7 @@ def _streamed_epoch(split, config, shuffle_seed, epoch, skip, process_index, pro
         )
     ranges = shard_ranges(start, stop, num_shards)
     mine = num_shards // process_count  # ranges read by this process
-    per_epoch = split.num_examples // config.batch_size * config.batch_size
+    per_epoch = durations.steps_per_epoch(split.num_examples, config.batch_size) * config.batch_size
     first, last = skip * config.batch_size // process_count, per_epoch // process_count
     buffer = max(1, config.input.shuffle_buffer // num_shards)
     streams = []

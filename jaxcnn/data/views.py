@@ -29,6 +29,26 @@ PROTOCOLS = ("center", "ten_crop", "multi_scale", "crops144")
 GOOGLENET_SIDES = (256, 288, 320, 352)
 
 
+def check_protocol(protocol: str) -> None:
+    """Raises ValueError unless `protocol` is one of PROTOCOLS."""
+    if protocol not in PROTOCOLS:
+        raise ValueError(f"unknown evaluation protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+
+
+def check_config(eval_config) -> None:
+    """Checks config.eval: the protocols (center first), the crop ratio and the multi-scale sides."""
+    protocols = tuple(eval_config.protocols)
+    if not protocols or protocols[0] != "center":
+        raise ValueError(f"config.eval.protocols must start with 'center', got {protocols}")
+    for protocol in protocols:
+        check_protocol(protocol)
+    if not 0.0 < eval_config.crop_ratio <= 1.0:
+        raise ValueError(f"config.eval.crop_ratio must be in (0, 1], got {eval_config.crop_ratio!r}")
+    for scale in eval_config.scales:
+        if isinstance(scale, bool) or not isinstance(scale, int) or scale <= 0:
+            raise ValueError(f"config.eval.scales must be positive ints, got {tuple(eval_config.scales)}")
+
+
 def ten_crop_boxes(height, width, size):
     """(top, left) of the TL, TR, BL, BR and centre size x size crops of a height x width image.
 
@@ -63,7 +83,8 @@ def view_shapes(protocol: str, size: int, channels: int, scales=()) -> list[tupl
         return [(2, q, q, channels) for q in scales]
     if protocol == "crops144":
         return [(144, size, size, channels)]
-    raise ValueError(f"unknown config.eval.protocol {protocol!r}; known: {', '.join(PROTOCOLS)}")
+    check_protocol(protocol)  # raises: unknown
+    raise AssertionError(protocol)
 
 
 def _five_crops(square, side: int, size: int):
