@@ -148,3 +148,69 @@ def load_best(workdir: str, best_metric: str = "eval/top1_error") -> dict:
     if step is None:
         raise FileNotFoundError(f"no best checkpoint in {directory} (set config.checkpoint.keep_best > 0)")
     return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+
+
+def restore_weights(
+    workdir: str, target: dict, *, best: bool = False, best_metric: str = "eval/top1_error"
+) -> tuple[int, dict]:
+    """Reads only `target`'s fields of a run's saved state (the optimizer state stays on disk).
+
+    Args:
+      workdir: the run's directory.
+      target: {field: tree of jax.ShapeDtypeStruct with shardings} for some TrainState fields
+        (e.g. params, batch_stats, ema_params); empty fields are returned empty, unread.
+      best: the best checkpoint (WORKDIR/best, lowest `best_metric`) instead of the latest.
+      best_metric: the metric the best checkpoints were ranked by (config.checkpoint.best_metric).
+
+    Returns:
+      (step, the restored fields in `target`'s structure and shardings). Unreadable checkpoints are
+      skipped with a warning, newest first, and left where they are.
+
+    Raises:
+      FileNotFoundError: when the directory holds no readable checkpoint.
+    """
+    directory = os.path.join(os.path.abspath(workdir), "best" if best else "checkpoints")
+    options = ocp.CheckpointManagerOptions(
+        create=False, best_fn=(lambda metrics: metrics[best_metric]) if best else None, best_mode="min"
+    )
+    # The state was written by StandardCheckpointHandler, which stores a PyTree in the format of
+    # PyTreeCheckpointHandler; the latter can read a subset of it (partial_restore).
+    handlers = {"state": ocp.PyTreeCheckpointHandler()}
+    manager = ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+    wanted = {k: v for k, v in target.items() if jax.tree.leaves(v)}
+    args = ocp.args.PyTreeRestore(
+        item=wanted, restore_args=ocp.checkpoint_utils.construct_restore_args(wanted), partial_restore=True
+    )
+    steps = [manager.best_step()] if best else sorted(manager.all_steps(), reverse=True)
+    try:
+        for step in (s for s in steps if s is not None):
+            try:
+                restored = manager.restore(step, args=ocp.args.Composite(state=args)).state
+            except Exception as e:  # noqa: BLE001 - unreadable: go back one, leave it for the trainer
+                _refuse_other_shapes(manager, step, wanted, directory)
+                message = f"checkpoint {directory}/{step} is unreadable ({type(e).__name__}: {str(e)[:200]})"
+                warnings.warn(message + "; evaluating the previous one", stacklevel=2)
+                continue
+            return step, {k: restored[k] if k in wanted else v for k, v in target.items()}
+    finally:
+        manager.close()
+    raise FileNotFoundError(f"no readable checkpoint in {directory}")
+
+
+def _refuse_other_shapes(manager, step: int, wanted: dict, directory: str) -> None:
+    """A readable checkpoint without `wanted`'s fields or shapes belongs to another config: say so
+    (ValueError) instead of calling it unreadable."""
+    try:
+        saved = manager.item_metadata(step)["state"]
+        saved = {k: saved[k] for k in wanted if k in saved}
+    except Exception:  # noqa: BLE001 - the metadata is unreadable too: the checkpoint is corrupt
+        return
+    shapes = lambda tree: sorted(tuple(x.shape) for x in jax.tree.leaves(tree))
+    if set(saved) != set(wanted) or shapes(saved) != shapes(wanted):
+        missing = sorted(set(wanted) - set(saved))
+        theirs, ours = set(shapes(saved)), set(shapes(wanted))
+        raise ValueError(
+            f"checkpoint {directory}/{step} holds another model (fields missing: {missing}; arrays of "
+            f"shapes {sorted(theirs - ours)[:3]} there, {sorted(ours - theirs)[:3]} here); evaluate "
+            f"with the config it was trained with"
+        )
