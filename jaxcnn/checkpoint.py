@@ -167,6 +167,7 @@ def restore_weights(
       skipped with a warning, newest first, and left where they are.
 
     Raises:
+      ValueError: when the checkpoint holds other arrays than `target` (another model or config).
       FileNotFoundError: when the directory holds no readable checkpoint.
     """
     directory = os.path.join(os.path.abspath(workdir), "best" if best else "checkpoints")
@@ -175,7 +176,7 @@ def restore_weights(
     )
     # The state was written by StandardCheckpointHandler, which stores a PyTree in the format of
     # PyTreeCheckpointHandler; the latter can read a subset of it (partial_restore).
-    handlers = {"state": ocp.PyTreeCheckpointHandler()}
+    handlers = {"state": ocp.PyTreeCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
     manager = ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
     wanted = {k: v for k, v in target.items() if jax.tree.leaves(v)}
     args = ocp.args.PyTreeRestore(
@@ -185,9 +186,12 @@ def restore_weights(
     try:
         for step in (s for s in steps if s is not None):
             try:
+                saved = manager.item_metadata(step)["state"]
+                _check_same_arrays(getattr(saved, "tree", saved), wanted, f"{directory}/{step}")
                 restored = manager.restore(step, args=ocp.args.Composite(state=args)).state
+            except ValueError:
+                raise
             except Exception as e:  # noqa: BLE001 - unreadable: go back one, leave it for the trainer
-                _refuse_other_shapes(manager, step, wanted, directory)
                 message = f"checkpoint {directory}/{step} is unreadable ({type(e).__name__}: {str(e)[:200]})"
                 warnings.warn(message + "; evaluating the previous one", stacklevel=2)
                 continue
@@ -197,20 +201,17 @@ def restore_weights(
     raise FileNotFoundError(f"no readable checkpoint in {directory}")
 
 
-def _refuse_other_shapes(manager, step: int, wanted: dict, directory: str) -> None:
-    """A readable checkpoint without `wanted`'s fields or shapes belongs to another config: say so
-    (ValueError) instead of calling it unreadable."""
-    try:
-        saved = manager.item_metadata(step)["state"]
-        saved = {k: saved[k] for k in wanted if k in saved}
-    except Exception:  # noqa: BLE001 - the metadata is unreadable too: the checkpoint is corrupt
-        return
-    shapes = lambda tree: sorted(tuple(x.shape) for x in jax.tree.leaves(tree))
-    if set(saved) != set(wanted) or shapes(saved) != shapes(wanted):
-        missing = sorted(set(wanted) - set(saved))
-        theirs, ours = set(shapes(saved)), set(shapes(wanted))
+def _check_same_arrays(saved, wanted: dict, where: str) -> None:
+    """Partial restores leave a wanted array that the checkpoint lacks unread, silently: every
+    wanted array must be there, with its shape, or the checkpoint belongs to another config."""
+    leaves = jax.tree_util.tree_leaves_with_path
+    path_shapes = lambda tree: {jax.tree_util.keystr(p): tuple(leaf.shape) for p, leaf in leaves(tree)}
+    theirs = path_shapes({k: saved[k] for k in wanted if k in saved})
+    ours = path_shapes(wanted)
+    differ = sorted(p for p in ours if theirs.get(p) != ours[p])
+    if differ:
+        shown = ", ".join(f"{p}: {theirs.get(p, 'missing')} there, {ours[p]} here" for p in differ[:3])
         raise ValueError(
-            f"checkpoint {directory}/{step} holds another model (fields missing: {missing}; arrays of "
-            f"shapes {sorted(theirs - ours)[:3]} there, {sorted(ours - theirs)[:3]} here); evaluate "
+            f"checkpoint {where} holds another model ({len(differ)} arrays differ; {shown}); evaluate "
             f"with the config it was trained with"
         )
