@@ -53,3 +53,11 @@ def describe() -> dict:
         "versions": versions(),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
     }
+
+
+def accelerator() -> dict:
+    """JAX's backend and device kind (a GPU's name, "cpu" in a test on the CPU)."""
+    import jax
+
+    device = jax.devices()[0]
+    return {"backend": jax.default_backend(), "device": device.device_kind, "count": jax.device_count()}

@@ -2,7 +2,7 @@
 
     python -m benchmarks.first_step --model resnet50 --batch_size 16
 
-Each launch is a new Python process that imports jaxcnn, builds the state (train.init_state) and
+Each launch is a new Python process that imports jaxcnn, builds the state (jaxcnn.build) and
 runs two jaxcnn train steps, as `python -m jaxcnn.main` does when training starts. The times are
 wall clock from just before the process is spawned, so interpreter start-up and imports count:
 first_step_s to the end of the first step, start_s to the moment training starts computing
@@ -68,7 +68,7 @@ def child(model: str, batch_size: int, image_size: int) -> None:
     from benchmarks import step_jaxcnn  # jax, flax, optax and jaxcnn
 
     imported_at = time.time()
-    step = step_jaxcnn.build(model, batch_size, image_size)  # init_state: compiles and runs the initialiser
+    step = step_jaxcnn.build(model, batch_size, image_size)  # jaxcnn.build: compiles and runs the initialiser
     built_at = time.time()
     step.run()
     done_at = time.time()

@@ -9,6 +9,10 @@ measured rather than guessed.
 
     python benchmarks/input_pipeline.py                 # 768 images, threads 1 and 2
     python benchmarks/input_pipeline.py --images 256 --threads 1
+    python -m benchmarks.input_pipeline --images 1024 --threads 16 --result   # as benchmarks.run does
+
+With --result the last line is `RESULT {json}` for benchmarks/run.py (the accelerator row's input
+pipeline column): the best wall-clock rate at 224 px, and each thread count's rates.
 
 Results and the machine's load while measuring: benchmarks/input_pipeline.md.
 """
@@ -17,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
 import tarfile
 import tempfile
@@ -59,7 +64,7 @@ def measure(data_dir: str, threads: int, batch: int) -> tuple[float, float, int]
     """(images per wall-clock second, images per CPU second of this process, images timed) over one
     epoch after its first batch. On a shared machine the CPU-second rate is the per-core cost that
     other processes' load does not change; the wall-clock rate is what this process got."""
-    from jaxcnn.config_lib import base_config
+    from configs.base import base_config
     from jaxcnn.data import input as input_lib
 
     split = input_lib.open_split("imagenet2012", "train", data_dir)
@@ -87,30 +92,46 @@ def _cpu_seconds() -> float:
     return times.user + times.system
 
 
-def main() -> None:
+def main(argv=None) -> None:
     formatter = argparse.RawDescriptionHelpFormatter
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=formatter)
     parser.add_argument("--images", type=int, default=768)
     parser.add_argument("--batch", type=int, default=32)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--workdir", default="", help="reuse the generated data here (default: a temp dir)")
-    args = parser.parse_args()
+    parser.add_argument("--result", action="store_true", help="end with a RESULT {json} line")
+    args = parser.parse_args(argv)
+    if args.images < 2 * args.batch or args.batch < 1 or min(args.threads) < 1:
+        parser.error(f"need --images >= 2 x --batch >= 2 and threads >= 1, got {args.images}, {args.batch}")
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    if args.workdir:
+        run_all(Path(args.workdir), args)
+    else:
+        with tempfile.TemporaryDirectory(prefix="jaxcnn_bench_") as tmp:
+            run_all(Path(tmp), args)
+
+
+def run_all(root: Path, args) -> None:
     from jaxcnn.data import archives
 
-    root = Path(args.workdir or tempfile.mkdtemp(prefix="jaxcnn_bench_"))
     data_dir = str(root / "tfds")
     if not (root / "manual" / "ILSVRC2012_img_train.tar").exists():
         write_full_size_ilsvrc(root / "manual", args.images)
     archives.prepare_imagenet2012(root / "manual", data_dir)
     print(f"{os.cpu_count()} CPUs; load average before: {os.getloadavg()[0]:.2f}")
+    by_threads = {}
     for threads in args.threads:
         rate, per_cpu_second, count = measure(data_dir, threads, args.batch)
+        by_threads[str(threads)] = {"images_per_second": rate, "images_per_cpu_second": per_cpu_second}
         print(
             f"threads={threads}: {rate:.0f} images/s wall clock ({rate / threads:.0f} per thread), "
             f"{per_cpu_second:.0f} images per CPU-second, over {count} images; "
             f"load average {os.getloadavg()[0]:.2f}"
         )
+    if args.result:
+        best = max(r["images_per_second"] for r in by_threads.values())
+        result = {"images_per_second": {"224": best}, "threads": by_threads, "images": args.images}
+        print("RESULT " + json.dumps(result), flush=True)
 
 
 if __name__ == "__main__":

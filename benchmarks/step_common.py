@@ -12,20 +12,38 @@ import numpy as np
 LEARNING_RATE = 0.01
 
 
+# The two ways a step is timed (benchmarks/measure.py). "cpu": float32, one host sync per step, as
+# the CPU table has always been measured. "accelerator": bfloat16 compute, windows of steps
+# dispatched back to back with one sync at the end, as a training loop on a GPU/TPU runs.
+MODES = ("cpu", "accelerator")
+PRECISION = {"cpu": "float32", "accelerator": "bfloat16"}
+
+
 @dataclasses.dataclass(frozen=True)
 class TrainStep:
     """One peer's train step on a fixed synthetic batch.
 
     Attributes:
-      run: runs one step (forward, backward, optimizer update) and returns the loss as a Python
-        float, so that the step has finished when it returns.
+      step: dispatches one step (forward, backward, optimizer update) without waiting for it.
+      sync: waits until every dispatched step has finished; returns the last step's loss.
       num_params: trainable parameters of the peer's network.
       input_shape: (height, width, channels) of one image.
     """
 
-    run: Callable[[], float]
+    step: Callable[[], None]
+    sync: Callable[[], float]
     num_params: int
     input_shape: tuple[int, int, int]
+
+    def run(self) -> float:
+        """One step and its host sync: the step has finished when this returns its loss."""
+        self.step()
+        return self.sync()
+
+
+def check_precision(precision: str) -> None:
+    if precision not in ("float32", "bfloat16"):
+        raise ValueError(f"precision must be float32 or bfloat16, got {precision!r}")
 
 
 def synthetic_batch(

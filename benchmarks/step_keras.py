@@ -13,7 +13,7 @@ os.environ["KERAS_BACKEND"] = "jax"  # before keras is imported
 import jax.numpy as jnp  # noqa: E402
 import keras  # noqa: E402
 
-from benchmarks.step_common import LEARNING_RATE, TrainStep, synthetic_batch  # noqa: E402
+from benchmarks.step_common import LEARNING_RATE, TrainStep, check_precision, synthetic_batch  # noqa: E402
 
 # (height, width, channels) and classes of each application at its native resolution.
 NATIVE = {
@@ -25,15 +25,19 @@ NATIVE = {
 }
 
 
-def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
+def build(network: str, batch_size: int, image_size: int = 0, precision: str = "float32") -> TrainStep:
     """keras.applications.<network> (random init, logits out); SGD as the other peers (step_common).
 
     image_size: side of the square input; 0 = the application's native resolution.
+    precision: "float32", or "bfloat16" as Keras' "mixed_bfloat16" policy (float32 variables).
+    train_on_batch returns Python numbers, so Keras waits for every step in either mode.
     """
+    check_precision(precision)
     if network not in NATIVE:
         raise ValueError(f"unknown Keras application {network!r}; known: {', '.join(NATIVE)}")
     if keras.backend.backend() != "jax":
         raise RuntimeError(f"Keras runs on {keras.backend.backend()!r}; KERAS_BACKEND=jax is required")
+    keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
     native, classes = NATIVE[network], 1000
     input_shape = (image_size, image_size, 3) if image_size else native
     model = getattr(keras.applications, network)(
@@ -46,8 +50,12 @@ def build(network: str, batch_size: int, image_size: int = 0) -> TrainStep:
     )
     images, labels = synthetic_batch(batch_size, input_shape, classes)
     x, y = jnp.asarray(images), jnp.asarray(labels)
+    holder = {"loss": None}
 
-    def run() -> float:
-        return float(model.train_on_batch(x, y))  # pythonified logs: the step has finished
+    def step() -> None:
+        holder["loss"] = float(model.train_on_batch(x, y))  # pythonified logs: the step has finished
 
-    return TrainStep(run=run, num_params=int(model.count_params()), input_shape=input_shape)
+    def sync() -> float:
+        return holder["loss"]
+
+    return TrainStep(step=step, sync=sync, num_params=int(model.count_params()), input_shape=input_shape)

@@ -1,9 +1,10 @@
 """The benchmarked networks: each jaxcnn model, its peers' equivalents and a default batch size.
 
 A row pairs a jaxcnn registry name with the network a researcher would otherwise take: the Keras 3
-application (JAX backend) and the torchvision model of the same architecture, None where the peer
-has none. Keras' ResNet50 is He et al.'s v1 network (stride on the first 1x1, conv biases), so it is
-paired with jaxcnn's `resnet50_v1`; torchvision's resnet50 is v1.5, paired with `resnet50`.
+application (JAX backend) and the torchvision model of the same architecture (run eagerly by the
+"torch" peer, under torch.compile by "torch_compile"), None where the peer has none. Keras'
+ResNet50 is He et al.'s v1 network (stride on the first 1x1, conv biases), so it is paired with
+jaxcnn's `resnet50_v1`; torchvision's resnet50 is v1.5, paired with `resnet50`.
 """
 
 from __future__ import annotations
@@ -61,7 +62,9 @@ WORKLOADS = (
     Workload("mobilenet_v2", "MobileNetV2", "mobilenet_v2", 32),
 )
 
-PEERS = ("jaxcnn", "keras", "torch")
+PEERS = ("jaxcnn", "keras", "torch", "torch_compile")
+CPU_PEERS = ("jaxcnn", "keras", "torch")  # the CPU table's columns
+ACCELERATOR_PEERS = ("jaxcnn", "torch", "torch_compile")  # the accelerator row's columns
 
 
 def get(model: str) -> Workload:
@@ -76,4 +79,5 @@ def peer_network(workload: Workload, peer: str) -> str | None:
     """The name of `peer`'s network for this row (the jaxcnn name for jaxcnn), None if it has none."""
     if peer not in PEERS:
         raise ValueError(f"unknown peer {peer!r}; known: {', '.join(PEERS)}")
-    return {"jaxcnn": workload.model, "keras": workload.keras, "torch": workload.torch}[peer]
+    names = {"jaxcnn": workload.model, "keras": workload.keras, "torch": workload.torch}
+    return names.get(peer, workload.torch)  # torch_compile: the torchvision network, compiled

@@ -162,3 +162,70 @@ def load_best(workdir: str, best_metric: str = "eval/top1_error") -> dict:
     if step is None:
         raise FileNotFoundError(f"no best checkpoint in {directory} (set config.checkpoint.keep_best > 0)")
     return manager.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+
+
+def restore_weights(
+    workdir: str, target: dict, *, best: bool = False, best_metric: str = "eval/top1_error"
+) -> tuple[int, dict]:
+    """Reads only `target`'s fields of a run's saved state (the optimizer state stays on disk).
+
+    Args:
+      workdir: the run's directory.
+      target: {field: tree of jax.ShapeDtypeStruct with shardings} for some TrainState fields
+        (e.g. params, batch_stats, ema_params); empty fields are returned empty, unread.
+      best: the best checkpoint (WORKDIR/best, lowest `best_metric`) instead of the latest.
+      best_metric: the metric the best checkpoints were ranked by (config.checkpoint.best_metric).
+
+    Returns:
+      (step, the restored fields in `target`'s structure and shardings). Unreadable checkpoints are
+      skipped with a warning, newest first, and left where they are.
+
+    Raises:
+      ValueError: when the checkpoint holds other arrays than `target` (another model or config).
+      FileNotFoundError: when the directory holds no readable checkpoint.
+    """
+    directory = os.path.join(os.path.abspath(workdir), "best" if best else "checkpoints")
+    options = ocp.CheckpointManagerOptions(
+        create=False, best_fn=(lambda metrics: metrics[best_metric]) if best else None, best_mode="min"
+    )
+    # The state was written by StandardCheckpointHandler, which stores a PyTree in the format of
+    # PyTreeCheckpointHandler; the latter can read a subset of it (partial_restore).
+    handlers = {"state": ocp.PyTreeCheckpointHandler(), "data": ocp.JsonCheckpointHandler()}
+    manager = ocp.CheckpointManager(directory, options=options, item_handlers=handlers)
+    wanted = {k: v for k, v in target.items() if jax.tree.leaves(v)}
+    args = ocp.args.PyTreeRestore(
+        item=wanted, restore_args=ocp.checkpoint_utils.construct_restore_args(wanted), partial_restore=True
+    )
+    steps = [manager.best_step()] if best else sorted(manager.all_steps(), reverse=True)
+    try:
+        for step in (s for s in steps if s is not None):
+            try:
+                saved = manager.item_metadata(step)["state"]
+                _check_same_arrays(getattr(saved, "tree", saved), wanted, f"{directory}/{step}")
+                restored = manager.restore(step, args=ocp.args.Composite(state=args)).state
+            except ValueError:
+                raise
+            except Exception as e:  # noqa: BLE001 - unreadable: go back one, leave it for the trainer
+                message = f"checkpoint {directory}/{step} is unreadable ({type(e).__name__}: {str(e)[:200]})"
+                warnings.warn(message + "; evaluating the previous one", stacklevel=2)
+                continue
+            return step, {k: restored[k] if k in wanted else v for k, v in target.items()}
+    finally:
+        manager.close()
+    raise FileNotFoundError(f"no readable checkpoint in {directory}")
+
+
+def _check_same_arrays(saved, wanted: dict, where: str) -> None:
+    """Partial restores leave a wanted array that the checkpoint lacks unread, silently: every
+    wanted array must be there, with its shape, or the checkpoint belongs to another config."""
+    leaves = jax.tree_util.tree_leaves_with_path
+    path_shapes = lambda tree: {jax.tree_util.keystr(p): tuple(leaf.shape) for p, leaf in leaves(tree)}
+    theirs = path_shapes({k: saved[k] for k in wanted if k in saved})
+    ours = path_shapes(wanted)
+    differ = sorted(p for p in ours if theirs.get(p) != ours[p])
+    if differ:
+        shown = ", ".join(f"{p}: {theirs.get(p, 'missing')} there, {ours[p]} here" for p in differ[:3])
+        raise ValueError(
+            f"checkpoint {where} holds another model ({len(differ)} arrays differ; {shown}); evaluate "
+            f"with the config it was trained with"
+        )

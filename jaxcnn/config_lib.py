@@ -3,7 +3,7 @@
 Each mistake ends in one line naming it: a file that does not exist, a file that does not run (its
 line named), an unknown key (with the closest known key), a value of the wrong type. The sections'
 own checks (names, ranges, divisibility) belong to the modules that consume them
-(jaxcnn.train.check_config).
+(jaxcnn.build.check_config).
 """
 
 from __future__ import annotations

@@ -12,11 +12,17 @@ The command line evaluates a run's checkpoint with any protocol and writes WORKD
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
+from typing import Any
 
 import jax
 import jax.numpy as jnp
+
+from jaxcnn import build, checkpoint, sharding
+from jaxcnn.data import input as input_lib
+from jaxcnn.data import views
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -91,10 +97,85 @@ def write_results(workdir: str, step: int, metrics: dict[str, float]) -> str:
     return path
 
 
+def run_eval(
+    eval_fn, params, batch_stats, split, config, mesh, protocol: str, prefix: str
+) -> dict[str, float]:
+    """Evaluates `params` on the whole split with one protocol; sums stay on device until the end."""
+    totals = None
+    for batch in input_lib.eval_batches(
+        split, config, protocol=protocol, process_index=jax.process_index(), process_count=jax.process_count()
+    ):
+        sums = eval_fn(params, batch_stats, sharding.shard_batch(batch, mesh))
+        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
+    return summarize({k: float(v) for k, v in jax.device_get(totals).items()}, prefix)
+
+
+def evaluate_state(model, state, split, config, mesh, protocols) -> dict[str, float]:
+    """Every protocol on the state's weights (and on their EMA when kept), each under its own name.
+
+    `state` is anything with params, batch_stats and ema_params: a TrainState, or the weights that
+    evaluate_checkpoint restores.
+    """
+    eval_fn = jax.jit(lambda p, bs, b: eval_step(model, build.variables_of(p, bs), b))
+    eval_fn = sharding.one_step_at_a_time_on_cpu(eval_fn, mesh)
+    metrics = {}
+    for protocol in protocols:
+        metrics |= run_eval(
+            eval_fn, state.params, state.batch_stats, split, config, mesh, protocol, metric_prefix(protocol)
+        )
+        if config.ema_decay:
+            prefix = metric_prefix(protocol, ema=True)
+            metrics |= run_eval(
+                eval_fn, state.ema_params, state.batch_stats, split, config, mesh, protocol, prefix
+            )
+    return metrics
+
+
+@dataclasses.dataclass(frozen=True)
+class Weights:
+    """What evaluation reads of a TrainState: the weights, the statistics and their EMA."""
+
+    params: Any
+    batch_stats: Any
+    ema_params: Any
+
+
+def evaluate_checkpoint(
+    config, workdir: str, protocols, which: str = "latest"
+) -> tuple[int, dict[str, float]]:
+    """Evaluates a run's latest (or best) checkpoint with `protocols`.
+
+    Reads only the weights (params, batch_stats, ema_params) and the eval split: no optimizer, no
+    schedule, no training split. The classes and channels come from the eval split.
+
+    Args:
+      config: the run's experiment config.
+      workdir: the run's directory (its checkpoints/ and best/).
+      protocols: names from jaxcnn.data.views.PROTOCOLS.
+      which: "latest" (WORKDIR/checkpoints) or "best" (WORKDIR/best).
+
+    Returns:
+      (the checkpoint's step, the metrics of every protocol).
+    """
+    build.check_config(config)
+    for protocol in protocols:
+        views.check_protocol(protocol)
+    if which not in ("latest", "best"):
+        raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
+    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
+    mesh = sharding.create_mesh(config.mesh.model)
+    with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
+        model = build.create_model(config, eval_split.num_classes)
+        image_shape = (config.input.image_size,) * 2 + (eval_split.channels,)
+        target = build.abstract_weights(model, config, mesh, image_shape)
+        step, weights = checkpoint.restore_weights(
+            workdir, target, best=which == "best", best_metric=config.checkpoint.best_metric
+        )
+        return step, evaluate_state(model, Weights(**weights), eval_split, config, mesh, protocols)
+
+
 def main(argv, config):
     from absl import flags
-
-    from jaxcnn.train import evaluate_checkpoint
 
     del argv
     FLAGS = flags.FLAGS

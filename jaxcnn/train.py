@@ -1,4 +1,4 @@
-"""Training: TrainState, the pure train step, and train_and_evaluate(config, workdir)."""
+"""Training: the pure train step, and train_and_evaluate(config, workdir) (state built by jaxcnn.build)."""
 
 from __future__ import annotations
 
@@ -6,52 +6,17 @@ import functools
 import signal
 import threading
 import time
-from typing import Any
 
-import flax
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import checkpoint, durations, evaluate, losses, optim, registry, sharding
+from jaxcnn import build, checkpoint, evaluate, losses, sharding
+from jaxcnn.build import TrainState, state_sharding, variables_of
 from jaxcnn.data import input as input_lib
-from jaxcnn.data import views
 from jaxcnn.metric_writer import MetricWriter
-
-PRECISIONS = ("float32", "bfloat16")
-REMAT_POLICIES = ("none", "convs")
-
-
-def check_config(config) -> None:
-    """Checks every section of a config, each by the module that consumes it, before anything is
-    opened or compiled: one ValueError naming the bad value and what is allowed."""
-    registry.model_info(config.model.name)  # names the known models
-    input_lib.check_config(config, jax.process_count())
-    losses.check_config(config.loss)
-    optim.check_config(config)
-    sharding.check_config(config)
-    durations.check_config(config)
-    checkpoint.check_config(config.checkpoint)
-    if config.precision not in PRECISIONS:
-        raise ValueError(f"config.precision={config.precision!r}; allowed: {', '.join(PRECISIONS)}")
-    if config.remat not in REMAT_POLICIES:
-        raise ValueError(f"config.remat={config.remat!r}; allowed: {', '.join(REMAT_POLICIES)}")
-    if not 0.0 <= config.ema_decay < 1.0:
-        raise ValueError(f"config.ema_decay must be in [0, 1), got {config.ema_decay!r}")
-
-
-@flax.struct.dataclass
-class TrainState:
-    """Everything a step changes, and the RNG key: step s draws from fold_in(rng, s)."""
-
-    step: jax.Array
-    params: Any
-    batch_stats: Any
-    opt_state: Any
-    rng: jax.Array  # raw uint32 key data of PRNGKey(config.seed)
-    ema_params: Any  # {} unless config.ema_decay > 0
 
 
 class Preempted(Exception):
@@ -60,44 +25,6 @@ class Preempted(Exception):
     def __init__(self, step: int, workdir: str):
         super().__init__(f"preempted: saved the checkpoint of step {step} in {workdir}; rerun to resume")
         self.step = step
-
-
-def create_model(config, num_classes: int):
-    """The config's model: config.model.name plus any other config.model keys as overrides."""
-    overrides = {k: v for k, v in config.model.items() if k != "name"}
-    if config.precision == "bfloat16":
-        overrides["dtype"] = jnp.bfloat16  # parameters stay float32 (flax's param_dtype)
-    return registry.create_model(config.model.name, num_classes=num_classes, **overrides)
-
-
-def init_state(model, tx, config, mesh, image_shape) -> TrainState:
-    """Initialises the state directly in its shardings over the mesh (nothing on one host first)."""
-    dummy = jnp.zeros((1, *image_shape), jnp.float32)
-
-    def init(rng):
-        variables = model.init({"params": rng, "dropout": rng}, dummy, train=False)
-        params = variables["params"]
-        return TrainState(
-            step=jnp.zeros((), jnp.int32),
-            params=params,
-            batch_stats=variables.get("batch_stats", {}),
-            opt_state=tx.init(params),
-            rng=rng,
-            ema_params=jax.tree.map(jnp.copy, params) if config.ema_decay else {},
-        )
-
-    rng = jax.random.PRNGKey(config.seed)
-    shapes = jax.eval_shape(init, rng)  # shape errors surface here, before anything is allocated
-    return jax.jit(init, out_shardings=state_sharding(shapes, mesh))(rng)
-
-
-def state_sharding(state, mesh):
-    """Parameters and their optimizer/EMA mirrors by the mesh's rules; scalars and keys replicated."""
-    return sharding.param_sharding(state, mesh)
-
-
-def variables_of(params, batch_stats) -> dict:
-    return {"params": params, "batch_stats": batch_stats} if batch_stats else {"params": params}
 
 
 def save_convs(prim, *_, **__) -> bool:
@@ -189,81 +116,6 @@ def jit_train_step(model, tx, config, mesh, state):
     return sharding.one_step_at_a_time_on_cpu(step_fn, mesh)
 
 
-def run_eval(
-    eval_fn, params, batch_stats, split, config, mesh, protocol: str, prefix: str
-) -> dict[str, float]:
-    """Evaluates `params` on the whole split with one protocol; sums stay on device until the end."""
-    totals = None
-    for batch in input_lib.eval_batches(
-        split, config, protocol=protocol, process_index=jax.process_index(), process_count=jax.process_count()
-    ):
-        sums = eval_fn(params, batch_stats, sharding.shard_batch(batch, mesh))
-        totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
-    return evaluate.summarize({k: float(v) for k, v in jax.device_get(totals).items()}, prefix)
-
-
-def evaluate_state(model, state, split, config, mesh, protocols) -> dict[str, float]:
-    """Every protocol on the state's weights (and on their EMA when kept), each under its own name."""
-    eval_fn = jax.jit(lambda p, bs, b: evaluate.eval_step(model, variables_of(p, bs), b))
-    eval_fn = sharding.one_step_at_a_time_on_cpu(eval_fn, mesh)
-    metrics = {}
-    for protocol in protocols:
-        metrics |= run_eval(
-            eval_fn,
-            state.params,
-            state.batch_stats,
-            split,
-            config,
-            mesh,
-            protocol,
-            evaluate.metric_prefix(protocol),
-        )
-        if config.ema_decay:
-            prefix = evaluate.metric_prefix(protocol, ema=True)
-            metrics |= run_eval(
-                eval_fn, state.ema_params, state.batch_stats, split, config, mesh, protocol, prefix
-            )
-    return metrics
-
-
-def evaluate_checkpoint(
-    config, workdir: str, protocols, which: str = "latest"
-) -> tuple[int, dict[str, float]]:
-    """Evaluates a run's latest (or best) checkpoint with `protocols`; returns (step, metrics)."""
-    check_config(config)
-    for protocol in protocols:
-        views.check_protocol(protocol)
-    if which not in ("latest", "best"):
-        raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
-    train_split = input_lib.split_from_config(config, config.dataset.train_split)
-    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
-    mesh = sharding.create_mesh(config.mesh.model)
-    with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
-        model, _, _, state = _build(config, train_split, mesh)
-        keep_best = 1 if which == "best" else 0  # reading the latest creates no best/ directory
-        ckpt = checkpoint.Checkpointer(
-            workdir,
-            durations.resolve(config, train_split.num_examples).checkpoint_every,
-            config.checkpoint.keep,
-            keep_best,
-            config.checkpoint.best_metric,
-        )
-        state, position = ckpt.restore(state, best=which == "best")
-        ckpt.close()
-        if position is None:
-            raise FileNotFoundError(f"no {which} checkpoint in {workdir}")
-        return int(state.step), evaluate_state(model, state, eval_split, config, mesh, protocols)
-
-
-def _build(config, train_split, mesh):
-    """Model, optimizer, schedule and the freshly initialised (sharded) state of a config."""
-    model = create_model(config, train_split.num_classes)
-    schedule = optim.create_schedule(config, durations.resolve(config, train_split.num_examples))
-    tx = optim.create_optimizer(config, schedule)
-    state = init_state(model, tx, config, mesh, (config.input.image_size,) * 2 + (train_split.channels,))
-    return model, tx, schedule, state
-
-
 def data_position(config, split, step: int, steps_per_epoch: int) -> dict:
     """The input pipeline's position after `step` steps, stored with each checkpoint."""
     epoch, offset = divmod(step, steps_per_epoch)
@@ -329,7 +181,7 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       Preempted: after a SIGTERM, once the current step is finished and checkpointed.
       FloatingPointError: when the training loss is not finite (nothing from that step is saved).
     """
-    check_config(config)
+    build.check_config(config)
     mesh = sharding.create_mesh(config.mesh.model)
     with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
         return _train_and_evaluate(config, workdir, mesh)
@@ -338,9 +190,16 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     train_split = input_lib.split_from_config(config, config.dataset.train_split)
     eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
-    steps = durations.resolve(config, train_split.num_examples)
+    built = build.build(
+        config,
+        num_classes=train_split.num_classes,
+        image_shape=(config.input.image_size,) * 2 + (train_split.channels,),
+        num_train_examples=train_split.num_examples,
+        mesh=mesh,
+    )
+    model, tx, schedule, state = built.model, built.tx, built.schedule, built.state
+    steps = built.durations
     steps_per_epoch, num_steps = steps.steps_per_epoch, steps.num_train_steps
-    model, tx, schedule, state = _build(config, train_split, mesh)
 
     ckpt = checkpoint.Checkpointer(
         workdir,
@@ -358,7 +217,12 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
 
     step_fn = jit_train_step(model, tx, config, mesh, state)
     evaluate_all = functools.partial(
-        evaluate_state, model, split=eval_split, config=config, mesh=mesh, protocols=config.eval.protocols
+        evaluate.evaluate_state,
+        model,
+        split=eval_split,
+        config=config,
+        mesh=mesh,
+        protocols=config.eval.protocols,
     )
 
     batches = input_lib.train_batches(

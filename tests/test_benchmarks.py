@@ -5,12 +5,14 @@ import json
 import shutil
 import subprocess
 import sys
+import types
 
 import pytest
 from conftest import ROOT
 
-from benchmarks import report, run, workloads
+from benchmarks import measure, report, run, workloads
 from benchmarks.proc import child_env
+from benchmarks.step_common import TrainStep
 
 POSITIVE = ("images_per_s", "step_s", "first_step_s", "num_params", "peak_rss_mb", "baseline_rss_mb", "mfu")
 
@@ -173,3 +175,113 @@ def test_rounds_keep_the_median_measurement_and_every_step_time():
     assert run.median_round([{"error": "timeout"}]) == {"error": "timeout"}  # all failed: the reason
     assert "measured 3 times" in report.rounds_note({"settings": {"rounds": 3}})
     assert report.rounds_note({"settings": {"rounds": 1}}) == ""
+
+
+def _run_accelerator_mode(tmp, peers: str):
+    """`python -m benchmarks.run --mode accelerator` on this CPU at tiny sizes: ResNet-18 at 32x32,
+    batch 4, windows of 2 steps, with the input pipeline on 16 generated JPEGs."""
+    readme = tmp / "README.md"
+    shutil.copy(ROOT / "benchmarks" / "README.md", readme)
+    out = tmp / "results.json"
+    args = ["--mode", "accelerator", "--models", "resnet18", "--peers", peers]
+    args += ["--batch_size", "4", "--image_size", "32", "--steps", "1", "--window_steps", "2"]
+    args += ["--matmul_size", "256", "--input_pipeline_images", "16"]
+    args += ["--out", str(out), "--readme", str(readme)]
+    done = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=ROOT,
+        env=child_env(),
+        capture_output=True,
+        text=True,
+        timeout=900,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(out.read_text()), readme.read_text(), done.stdout
+
+
+@pytest.fixture(scope="module")
+def accelerator_run(tmp_path_factory):
+    """jaxcnn and torchvision eager; the torch.compile peer has its own (slow) test below."""
+    return _run_accelerator_mode(tmp_path_factory.mktemp("bench_accelerator"), "jaxcnn,torch")
+
+
+def _check_measured(row, peer):
+    m = row[peer]
+    assert "error" not in m, (peer, m)
+    settings = (m["mode"], m["precision"], m["steps_per_window"], m["batch_size"])
+    assert settings == ("accelerator", "bfloat16", 2, 4)
+    assert m["input_shape"] == [32, 32, 3] and m["images_per_s"] > 0 and m["mfu"] > 0
+
+
+def test_accelerator_mode_measures_bf16_windows_and_the_input_pipeline(accelerator_run):
+    results, _, _ = accelerator_run
+    assert results["settings"]["mode"] == "accelerator" and results["settings"]["precision"] == "bfloat16"
+    assert results["matmul"]["dtype"] == "bfloat16" and results["matmul"]["peak_gflops"] > 0
+    assert results["accelerator"]["backend"] == "cpu"  # forced by the flag on this machine
+    (row,) = results["rows"]
+    for peer in ("jaxcnn", "torch"):
+        _check_measured(row, peer)
+    assert row["jaxcnn"]["num_params"] == row["torch"]["num_params"] == 11_689_512
+    pipeline = results["input_pipeline"]
+    assert "error" not in pipeline, pipeline
+    assert pipeline["images"] == 16 and pipeline["images_per_second"]["224"] > 0
+
+
+def test_accelerator_block_is_written_and_the_cpu_table_kept(accelerator_run):
+    results, readme, stdout = accelerator_run
+    original = (ROOT / "benchmarks" / "README.md").read_text()
+    before, _, rest = readme.partition(report.ACCELERATOR_BEGIN)
+    block, _, after = rest.partition(report.ACCELERATOR_END)
+    assert original.startswith(before) and original.endswith(after)  # the CPU table is untouched
+    assert block.strip() == report.render(results) == stdout.strip()
+    line = next(ln for ln in block.splitlines() if ln.startswith("| resnet18 | 4 |"))
+    row = results["rows"][0]
+    ratio = row["jaxcnn"]["images_per_s"] / row["torch"]["images_per_s"]
+    assert f"**{ratio:.2f}**" in line
+    rate = results["input_pipeline"]["images_per_second"]["224"]
+    assert line.endswith(f"| – | – | {rate:,.0f} |")  # no torch.compile here; the pipeline's rate last
+
+
+@pytest.mark.slow  # inductor compiles ResNet-18's C++ kernels on the CPU: about a minute of CPU time
+def test_accelerator_mode_with_the_torch_compile_peer(tmp_path):
+    results, readme, _ = _run_accelerator_mode(tmp_path, "jaxcnn,torch,torch_compile")
+    (row,) = results["rows"]
+    for peer in ("jaxcnn", "torch", "torch_compile"):
+        _check_measured(row, peer)
+    assert row["torch_compile"]["num_params"] == row["torch"]["num_params"]
+    line = next(ln for ln in readme.splitlines() if ln.startswith("| resnet18 | 4 |"))
+    ratio = row["jaxcnn"]["images_per_s"] / row["torch_compile"]["images_per_s"]
+    assert f"**{ratio:.2f}** |" in line
+
+
+class _CountingStep:
+    """A fake peer whose steps and syncs are counted (measure imports benchmarks.step_<peer>)."""
+
+    def __init__(self):
+        self.calls = []
+
+    def build(self, network, batch_size, image_size=0, precision="float32"):
+        self.precision = precision
+        step = lambda: self.calls.append("step")
+        sync = lambda: self.calls.append("sync") or 1.0
+        return TrainStep(step=step, sync=sync, num_params=1, input_shape=(8, 8, 3))
+
+
+@pytest.mark.parametrize("mode", ["cpu", "accelerator"])
+def test_accelerator_windows_sync_once_cpu_mode_every_step(mode, monkeypatch):
+    fake = _CountingStep()
+    monkeypatch.setitem(sys.modules, "benchmarks.step_counting", types.SimpleNamespace(build=fake.build))
+    result = measure.measure("counting", "net", 2, samples=3, mode=mode, window_steps=5)
+    timed = fake.calls[4:]  # after the first and the warm step, each a step and its sync
+    assert fake.calls[:4] == ["step", "sync"] * 2 and result["steps_timed"] == 15
+    if mode == "accelerator":
+        assert fake.precision == "bfloat16" and timed == (["step"] * 5 + ["sync"]) * 3
+    else:
+        assert fake.precision == "float32" and timed == ["step", "sync"] * 15
+
+
+def test_mode_auto_is_cpu_here_and_flags_choose_the_defaults():
+    assert run.resolve_mode("auto") == "cpu" and run.resolve_mode("accelerator") == "accelerator"
+    assert workloads.peer_network(workloads.get("resnet50"), "torch_compile") == "resnet50"
+    with pytest.raises(ValueError, match="mode must be one of cpu, accelerator"):
+        measure.measure("jaxcnn", "lenet5", 2, 1, mode="gpu")

@@ -13,11 +13,11 @@ import pytest
 from conftest import ROOT
 from jax.ad_checkpoint import print_saved_residuals
 
-from jaxcnn import config_lib, durations, losses, optim, sharding
+from jaxcnn import build, config_lib, losses, sharding
 from jaxcnn import train as train_lib
 from jaxcnn.checkpoint import load_best
 from jaxcnn.metric_writer import read_metrics
-from jaxcnn.train import create_model, init_state, train_and_evaluate, train_step
+from jaxcnn.train import train_and_evaluate, train_step
 
 
 def _config(model="lenet5_modern", **overrides):
@@ -27,16 +27,21 @@ def _config(model="lenet5_modern", **overrides):
     config.input.image_size = 32
     config.eval_every_epochs = config.checkpoint_every_epochs = 0  # the tests' intervals are steps
     config.eval_every_steps = config.checkpoint_every_steps = 10
+    config.num_train_steps = 100
     config.update_from_flattened_dict(overrides)
     return config
 
 
 def _setup(config, size=32, channels=1, num_classes=10):
     mesh = sharding.create_mesh(config.mesh.model)
-    model = create_model(config, num_classes)
-    steps = durations.resolve(config, 100 * config.batch_size)
-    tx = optim.create_optimizer(config, optim.create_schedule(config, steps))
-    state = init_state(model, tx, config, mesh, (size, size, channels))
+    built = build.build(
+        config,
+        num_classes=num_classes,
+        image_shape=(size, size, channels),
+        num_train_examples=100 * config.batch_size,  # 100 steps per epoch
+        mesh=mesh,
+    )
+    model, tx, state = built.model, built.tx, built.state
     rng = np.random.default_rng(0)
     batch = {
         "image": rng.normal(size=(config.batch_size, size, size, channels)).astype(np.float32),

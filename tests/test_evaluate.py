@@ -1,0 +1,111 @@
+"""evaluate_checkpoint: the weights alone restored (no optimizer, no schedule, no training split),
+the same numbers as the trainer's own evaluation; the wrong checkpoint is refused in one line."""
+
+import jax
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from conftest import ROOT
+
+from jaxcnn import build, checkpoint, config_lib, optim, sharding
+from jaxcnn.data import input as input_lib
+from jaxcnn.evaluate import evaluate_checkpoint
+from jaxcnn.metric_writer import read_metrics
+from jaxcnn.train import train_and_evaluate
+
+
+def _config():
+    config = config_lib.load_config(str(ROOT / "configs" / "mnist_convnet.py"))
+    config.model.name = "lenet5_modern"
+    config.batch_size, config.input.image_size = 8, 32
+    config.dataset.train_split, config.dataset.eval_split = "test", "test[:256]"  # small and prepared
+    config.ema_decay = 0.5  # so the EMA weights are restored and evaluated too
+    config.num_train_steps = config.eval_every_steps = config.checkpoint_every_steps = 10
+    config.log_every_steps = 10
+    config.eval_every_epochs = config.checkpoint_every_epochs = 0  # the intervals above are steps
+    config.checkpoint.keep_best = 1
+    return config
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("run")
+    train_and_evaluate(_config(), str(workdir))
+    return workdir
+
+
+def test_restores_the_weights_alone_and_reproduces_the_trainers_evaluation(trained, monkeypatch):
+    opened = []
+    open_split = input_lib.split_from_config
+    monkeypatch.setattr(input_lib, "split_from_config", lambda c, s: opened.append(s) or open_split(c, s))
+
+    def refuse(*args, **kwargs):
+        raise AssertionError("evaluation built an optimizer or a schedule")
+
+    monkeypatch.setattr(optim, "create_optimizer", refuse)
+    monkeypatch.setattr(optim, "create_schedule", refuse)
+    for which in ("latest", "best"):
+        step, metrics = evaluate_checkpoint(_config(), str(trained), ["center"], which)
+        assert opened[-1:] == ["test[:256]"] and "test" not in opened  # never the training split
+        logged = next(r for r in read_metrics(str(trained)) if "eval/top1_error" in r)
+        assert step == logged["step"] == 10
+        for key in ("eval/loss", "eval/top1_error", "eval_ema/top1_error", "eval_ema/loss"):
+            assert metrics[key] == pytest.approx(logged[key], rel=1e-6), key
+        assert metrics["eval/num_examples"] == 256
+
+
+def test_restore_weights_reads_exactly_the_saved_arrays(trained):
+    config = _config()
+    mesh = sharding.create_mesh()
+    model = build.create_model(config, 10)
+    target = build.abstract_weights(model, config, mesh, (32, 32, 1))
+    step, weights = checkpoint.restore_weights(str(trained), target)
+    saved = ocp.StandardCheckpointer().restore(trained / "checkpoints" / "10" / "state")
+    assert step == 10 and set(weights) == {"params", "batch_stats", "ema_params"}
+    assert weights["batch_stats"] == {}  # lenet5_modern keeps none: nothing was read for it
+    for name in ("params", "ema_params"):
+        jax.tree.map(np.testing.assert_array_equal, weights[name], saved[name])
+        shardings = {x.sharding for x in jax.tree.leaves(weights[name])}
+        assert shardings == {s.sharding for s in jax.tree.leaves(target[name])}
+
+
+def test_another_model_is_refused_in_one_line(trained):
+    config = _config()
+    config.model.name = "lenet5"
+    with pytest.raises(ValueError, match="holds another model .* evaluate with the config it was trained"):
+        evaluate_checkpoint(config, str(trained), ["center"])
+
+
+def test_a_run_without_checkpoints_is_a_file_not_found(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no readable checkpoint in .*/best"):
+        evaluate_checkpoint(_config(), str(tmp_path), ["center"], "best")
+    with pytest.raises(ValueError, match="checkpoint must be 'latest' or 'best', got 'newest'"):
+        evaluate_checkpoint(_config(), str(tmp_path), ["center"], "newest")
+
+
+def test_restore_weights_reads_batch_stats_and_leaves_the_optimizer_state(tmp_path):
+    mesh = sharding.create_mesh()
+    replicated = sharding.replicated(mesh)
+    arrays = {"w": np.arange(6.0, dtype=np.float32).reshape(2, 3), "mean": np.full(3, 0.5, np.float32)}
+    state = build.TrainState(
+        step=jax.numpy.asarray(3),
+        params={"conv": {"kernel": arrays["w"]}},
+        batch_stats={"bn": {"mean": arrays["mean"]}},
+        opt_state={"momentum": np.ones((7, 7), np.float32)},  # a shape nothing here asks for
+        rng=jax.random.PRNGKey(0),
+        ema_params={},
+    )
+    ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=3, keep=1)
+    ckpt.maybe_save(3, jax.device_put(state, replicated), {"step": 3})
+    ckpt.close()
+    spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated)
+    target = {"params": jax.tree.map(spec, state.params), "ema_params": {}}
+    target["batch_stats"] = jax.tree.map(spec, state.batch_stats)
+    step, weights = checkpoint.restore_weights(str(tmp_path), target)
+    assert step == 3 and weights["ema_params"] == {}
+    np.testing.assert_array_equal(weights["params"]["conv"]["kernel"], arrays["w"])
+    np.testing.assert_array_equal(weights["batch_stats"]["bn"]["mean"], arrays["mean"])
+    target["batch_stats"] = {"bn": {"mean": jax.ShapeDtypeStruct((4,), np.float32, sharding=replicated)}}
+    differ = r"1 arrays differ; \['batch_stats'\]\['bn'\]\['mean'\]: \(3,\) there, \(4,\) here"
+    with pytest.raises(ValueError, match=differ):
+        checkpoint.restore_weights(str(tmp_path), target)
