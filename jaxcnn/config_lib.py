@@ -98,6 +98,13 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint.keep_best = 0  # > 0: also the best k evaluations under WORKDIR/best
     c.checkpoint.best_metric = "eval/top1_error"  # lower is better
     c.seed = 0
+
+    # Resuming a workdir: keys whose change from the run's manifest (WORKDIR/config.json) is allowed,
+    # e.g. "num_train_steps" or "optimizer,schedule" (a group allows its keys); each allowed change
+    # is recorded in the manifest. Other changes to what defines the experiment are refused
+    # (jaxcnn/run_dir.py lists the keys that are free to change).
+    c.resume = ml_collections.ConfigDict()
+    c.resume.allow_changes = ""
     return c
 
 
