@@ -121,6 +121,7 @@ def test_corrupt_latest_checkpoint_warns_and_falls_back(mnist_split, tmp_path):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a half-written disk block
     config.num_train_steps = 60
+    config.resume.allow_changes = "num_train_steps"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train_and_evaluate(config, str(broken))
