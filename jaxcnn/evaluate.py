@@ -12,6 +12,7 @@ The command line evaluates a run's checkpoint with any protocol and writes WORKD
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 
@@ -106,13 +107,15 @@ def main(argv):
     FLAGS = flags.FLAGS
     protocols = [p for p in FLAGS.protocols.split(",") if p] or list(FLAGS.config.eval.protocols)
     try:
-        # The run's own lock (jaxcnn/run_dir.py): no training or other evaluation writes meanwhile.
-        lock = run_dir.WorkdirLock(FLAGS.workdir, "evaluation", read_only=True)
-        with lock:
+        # The run's own lock (jaxcnn/run_dir.py), held by process 0: no training or other evaluation
+        # writes meanwhile.
+        is_writer = jax.process_index() == 0
+        lock = run_dir.WorkdirLock(FLAGS.workdir, "evaluation", read_only=True) if is_writer else None
+        with lock or contextlib.nullcontext():
             step, metrics = evaluate_checkpoint(FLAGS.config, FLAGS.workdir, protocols, FLAGS.checkpoint)
             for protocol in protocols:  # printed first: an unwritable workdir costs no numbers
                 print(f"step {step}: {describe(metrics, protocol)}", flush=True)
-            if jax.process_index() == 0:
+            if is_writer:
                 try:
                     print(f"written to {write_results(FLAGS.workdir, step, metrics)}")
                 except OSError as e:
