@@ -99,6 +99,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint.keep_best = 0  # > 0: also the best k evaluations under WORKDIR/best
     c.checkpoint.best_metric = "eval/top1_error"  # lower is better
     c.seed = 0
+
+    # A resumed run must define the same experiment as its manifest (WORKDIR/config.json,
+    # jaxcnn/run_dir.py); list here, comma-separated, the keys it may change (then recorded).
+    c.resume = ml_collections.ConfigDict()
+    c.resume.allow_changes = ""  # e.g. "num_train_steps" or "optimizer" (a whole group)
     return c
 
 

@@ -51,6 +51,13 @@ def _save_args(state, data: dict) -> ocp.args.Composite:
     return ocp.args.Composite(state=ocp.args.StandardSave(snapshot), data=ocp.args.JsonSave(data))
 
 
+def has_checkpoint(workdir: str) -> bool:
+    """Whether WORKDIR/checkpoints holds a finished checkpoint (an unfinished save is a temporary
+    directory, not a step number); reads the directory only, creates nothing."""
+    directory = os.path.join(workdir, "checkpoints")
+    return os.path.isdir(directory) and any(name.isdigit() for name in os.listdir(directory))
+
+
 class Checkpointer:
     """Saves under WORKDIR/checkpoints every `every_steps` (keeping `keep`) and, with keep_best > 0,
     the best `keep_best` evaluations by `best_metric` (lower is better) under WORKDIR/best."""

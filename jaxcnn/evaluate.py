@@ -12,6 +12,7 @@ The command line evaluates a run's checkpoint with any protocol and writes WORKD
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -91,9 +92,14 @@ def write_results(workdir: str, step: int, metrics: dict[str, float]) -> str:
         with open(path) as f:
             results = json.load(f)
     results.setdefault(str(step), {}).update(metrics)
-    with open(path + ".tmp", "w") as f:
-        json.dump(results, f, indent=2, sort_keys=True)
-    os.replace(path + ".tmp", path)
+    tmp = f"{path}.tmp.{os.getpid()}"
+    try:
+        with open(tmp, "w") as f:
+            json.dump(results, f, indent=2, sort_keys=True)
+        os.replace(tmp, path)  # atomic: a kill or a full disk leaves the previous results whole
+    finally:
+        if os.path.isfile(tmp):
+            os.remove(tmp)
     return path
 
 
@@ -177,18 +183,30 @@ def evaluate_checkpoint(
 def main(argv, config):
     from absl import flags
 
+    from jaxcnn import run_dir
+
     del argv
     FLAGS = flags.FLAGS
     protocols = [p for p in FLAGS.protocols.split(",") if p] or list(config.eval.protocols)
     try:
-        step, metrics = evaluate_checkpoint(config, FLAGS.workdir, protocols, FLAGS.checkpoint)
+        # The run's own lock (jaxcnn/run_dir.py), held by process 0: no training or other evaluation
+        # writes meanwhile.
+        is_writer = jax.process_index() == 0
+        lock = run_dir.WorkdirLock(FLAGS.workdir, "evaluation", read_only=True) if is_writer else None
+        with lock or contextlib.nullcontext():
+            step, metrics = evaluate_checkpoint(config, FLAGS.workdir, protocols, FLAGS.checkpoint)
+            for protocol in protocols:  # printed first: an unwritable workdir costs no numbers
+                print(f"step {step}: {describe(metrics, protocol)}", flush=True)
+            if is_writer:
+                try:
+                    print(f"written to {write_results(FLAGS.workdir, step, metrics)}")
+                except OSError as e:
+                    raise SystemExit(
+                        f"error: could not write the results above to {FLAGS.workdir}/eval_results.json "
+                        f"({e.strerror or e})"
+                    ) from None
     except (ValueError, FileNotFoundError) as e:
         raise SystemExit(f"error: {e}") from None
-    path = write_results(FLAGS.workdir, step, metrics) if jax.process_index() == 0 else None
-    for protocol in protocols:
-        print(f"step {step}: {describe(metrics, protocol)}")
-    if path:
-        print(f"written to {path}")
 
 
 if __name__ == "__main__":

@@ -48,7 +48,11 @@ def main(argv, config):
         result = train_and_evaluate(config, FLAGS.workdir)
     except Preempted as e:
         print(str(e), flush=True)
-        return  # exit 0: the scheduler restarts the same command, which resumes
+        sys.exit(e.exit_code)  # 0 after SIGTERM: the scheduler restarts the same command, which resumes
+    except KeyboardInterrupt:  # Ctrl-C while starting up, before the loop takes over SIGINT
+        kept = f"the checkpoints in {FLAGS.workdir} are kept"
+        print(f"interrupted (Ctrl-C) before the first step; {kept}", file=sys.stderr)
+        sys.exit(130)
     except (ValueError, FileNotFoundError, FloatingPointError) as e:
         sys.exit(f"error: {e}")
     print(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import signal
+import sys
 import threading
 import time
 
@@ -13,18 +14,21 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import build, checkpoint, evaluate, losses, sharding
+from jaxcnn import build, checkpoint, evaluate, losses, preflight, run_dir, sharding
 from jaxcnn.build import TrainState, state_sharding, variables_of
 from jaxcnn.data import input as input_lib
-from jaxcnn.metric_writer import MetricWriter
+from jaxcnn.metric_writer import MetricWriter, has_record
 
 
 class Preempted(Exception):
-    """Raised after a SIGTERM (preemption notice): the step was finished and checkpointed."""
+    """Raised after a SIGTERM (preemption notice) or a first Ctrl-C (SIGINT): the step was finished
+    and checkpointed. exit_code: 0 after SIGTERM (the scheduler reruns the command), 130 after Ctrl-C."""
 
-    def __init__(self, step: int, workdir: str):
-        super().__init__(f"preempted: saved the checkpoint of step {step} in {workdir}; rerun to resume")
+    def __init__(self, step: int, workdir: str, interrupted: bool = False):
+        what = "interrupted (Ctrl-C)" if interrupted else "preempted"
+        super().__init__(f"{what}: saved the checkpoint of step {step} in {workdir}; rerun to resume")
         self.step = step
+        self.exit_code = 130 if interrupted else 0
 
 
 def save_convs(prim, *_, **__) -> bool:
@@ -143,17 +147,27 @@ def _check_position(saved: dict, expected: dict, workdir: str) -> None:
 
 
 class _PreemptionNotice:
-    """SIGTERM sets a flag that the loop checks after each step; multi-host runs use JAX's own
-    preemption sync point so that every process stops at the same step."""
+    """SIGTERM, or a first Ctrl-C (SIGINT), sets a flag that the loop checks after each step; a second
+    Ctrl-C ends the process at once (the default SIGINT action, restored by the first). Multi-host
+    runs use JAX's own preemption sync point so that every process stops at the same step."""
 
     def __init__(self):
-        self.requested = False
-        self._previous = None
+        self.requested = self.interrupted = False
+        self._previous = {}
         if jax.process_count() == 1 and threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGTERM, self._handler)
+            for signum in (signal.SIGTERM, signal.SIGINT):
+                self._previous[signum] = signal.signal(signum, self._handler)
 
     def _handler(self, signum, frame):
         self.requested = True
+        if signum == signal.SIGINT:
+            self.interrupted = True
+            signal.signal(signal.SIGINT, signal.SIG_DFL)  # a second Ctrl-C stops without saving
+            print(
+                "\nCtrl-C: finishing this step and saving; press Ctrl-C again to stop at once",
+                file=sys.stderr,
+                flush=True,
+            )
 
     def __call__(self, step: int) -> bool:
         if jax.process_count() > 1:
@@ -163,8 +177,8 @@ class _PreemptionNotice:
         return self.requested
 
     def close(self):
-        if self._previous is not None:
-            signal.signal(signal.SIGTERM, self._previous)
+        for signum, previous in self._previous.items():
+            signal.signal(signum, previous)
 
 
 def train_and_evaluate(config, workdir: str) -> dict[str, float]:
@@ -182,14 +196,23 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
       FloatingPointError: when the training loss is not finite (nothing from that step is saved).
     """
     build.check_config(config)
-    mesh = sharding.create_mesh(config.mesh.model)
-    with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
-        return _train_and_evaluate(config, workdir, mesh)
+    # One writer per workdir (a lock held for the whole run) and the config recorded and checked
+    # against the manifest of the run it resumes: jaxcnn/run_dir.py.
+    with run_dir.RunDir(config, workdir, resuming=checkpoint.has_checkpoint(workdir)):
+        mesh = sharding.create_mesh(config.mesh.model)
+        with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
+            return _train_and_evaluate(config, workdir, mesh)
 
 
 def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     train_split = input_lib.split_from_config(config, config.dataset.train_split)
     eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
+    preflight.check_input_size(
+        build.create_model(config, train_split.num_classes),
+        config.model.name,
+        config.input.image_size,
+        train_split.channels,
+    )
     built = build.build(
         config,
         num_classes=train_split.num_classes,
@@ -243,10 +266,25 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     )
     if start:
         progress.write(f"resumed from the checkpoint of step {start} in {workdir}")
+
+    def evaluate_and_log(done, state, position):
+        metrics = evaluate_all(state)
+        for protocol in config.eval.protocols:  # printed before written: a failed write costs no numbers
+            progress.write(f"step {done}: {evaluate.describe(metrics, protocol)}")
+        if writer:
+            writer.write(done, metrics)
+        ckpt.save_if_best(done, state, position, metrics)
+        return metrics
+
     preemption = _PreemptionNotice()
     pending, window_start, window_steps = [], time.perf_counter(), 0
     eval_metrics: dict[str, float] = {}
     try:
+        # A run stopped after saving an evaluation step but before logging its evaluation does it now.
+        if start and (start % steps.eval_every == 0 or start == num_steps):
+            if not has_record(workdir, start, "eval/top1_error"):
+                position = data_position(config, train_split, start, steps_per_epoch)
+                eval_metrics = evaluate_and_log(start, state, position)
         for step in range(start, num_steps):
             state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
             pending.append(metrics)
@@ -273,17 +311,13 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                 )
                 pending, window_start, window_steps = [], time.perf_counter(), 0
             position = data_position(config, train_split, done, steps_per_epoch)
-            if done % steps.eval_every == 0 or last:
-                eval_metrics = evaluate_all(state)
-                if writer:
-                    writer.write(done, eval_metrics)
-                for protocol in config.eval.protocols:
-                    progress.write(f"step {done}: {evaluate.describe(eval_metrics, protocol)}")
-                ckpt.save_if_best(done, state, position, eval_metrics)
-                window_start = time.perf_counter()  # eval time is not training throughput
+            # Save first: an evaluation that fails (a bad eval record, no memory) costs no training.
             ckpt.maybe_save(done, state, position, force=last or preempted)
+            if done % steps.eval_every == 0 or last:
+                eval_metrics = evaluate_and_log(done, state, position)
+                window_start = time.perf_counter()  # eval time is not training throughput
             if preempted and not last:
-                raise Preempted(done, workdir)
+                raise Preempted(done, workdir, interrupted=preemption.interrupted)
     finally:
         preemption.close()
         progress.close()

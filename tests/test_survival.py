@@ -11,6 +11,7 @@ import subprocess
 import sys
 import time
 import warnings
+from pathlib import Path
 
 import jax
 import numpy as np
@@ -121,6 +122,7 @@ def test_corrupt_latest_checkpoint_warns_and_falls_back(mnist_split, tmp_path):
         if f.is_file() and f.stat().st_size > 0:
             f.write_bytes(f.read_bytes()[: f.stat().st_size // 2])  # a half-written disk block
     config.num_train_steps = 60
+    config.resume.allow_changes = "num_train_steps"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         train_and_evaluate(config, str(broken))
@@ -210,3 +212,93 @@ def test_two_processes_match_one_process(mnist_split, tmp_path):
     for step in one:
         assert two[step] == pytest.approx(one[step], rel=1e-6), step
     assert "test error" in results[0][0]
+
+
+def test_ctrl_c_finishes_the_step_saves_exits_130_and_a_torn_log_resumes(mnist_split, tmp_path):
+    args = [LENET + ":smoke", "--config.num_train_steps=400", "--config.checkpoint_every_steps=100"]
+    proc = _start(args, tmp_path)
+    _wait_for(tmp_path / "checkpoints" / "100", proc)
+    proc.send_signal(signal.SIGINT)  # what Ctrl-C sends; today a traceback and no checkpoint
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err[-2000:]
+    assert "Ctrl-C: finishing this step and saving" in err and "Traceback" not in err
+    assert "interrupted (Ctrl-C): saved the checkpoint of step" in out
+    saved = int(out.split("checkpoint of step ")[1].split()[0])
+    assert 100 <= saved < 400 and (tmp_path / "checkpoints" / str(saved)).is_dir()
+    # A kill during a write leaves half a line; today every resume stops on `Unterminated string`.
+    with open(tmp_path / "metrics.jsonl", "a") as f:
+        f.write('{"step": 999, "train/lo')
+    proc = run_cli(*args, f"--workdir={tmp_path}")
+    assert f"{tmp_path / 'metrics.jsonl'}: dropped a half-written last line" in proc.stderr
+    assert f"resumed from the checkpoint of step {saved}" in proc.stdout
+    assert [r["step"] for r in read_metrics(str(tmp_path)) if "train/loss" in r][-1] == 400
+
+
+def test_a_second_ctrl_c_restores_the_default_action():
+    from jaxcnn.train import _PreemptionNotice
+
+    notice = _PreemptionNotice()
+    try:
+        signal.raise_signal(signal.SIGINT)  # the first: a flag, no KeyboardInterrupt
+        assert notice(1) and notice.interrupted
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_DFL  # the second ends the process
+    finally:
+        notice.close()
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+
+
+def _mnist_copy(tmp_path):
+    source = next((Path.home() / "tensorflow_datasets" / "mnist").iterdir())
+    target = tmp_path / "data" / "mnist" / source.name
+    shutil.copytree(source, target)
+    return str(tmp_path / "data"), next(target.glob("mnist-test.tfrecord-*"))
+
+
+def _lenet_smoke(data_dir, steps=20):
+    config = config_lib.load_config(str(ROOT / "configs" / "lenet5_mnist.py:smoke"))
+    config.dataset.data_dir = data_dir
+    config.num_train_steps = steps
+    config.checkpoint_every_steps = config.eval_every_steps = config.log_every_steps = 10
+    return config
+
+
+def test_a_truncated_eval_shard_stops_the_run_before_the_first_step(mnist_split, tmp_path):
+    data_dir, test_file = _mnist_copy(tmp_path)
+    test_file.write_bytes(test_file.read_bytes()[: test_file.stat().st_size // 2])  # a copy that stopped
+    with pytest.raises(ValueError, match=r"mnist split 'test' is truncated: its 1 file\(s\)"):
+        train_and_evaluate(_lenet_smoke(data_dir), str(tmp_path / "run"))
+    assert not (tmp_path / "run" / "checkpoints").exists()  # nothing was trained to lose
+
+
+def test_a_failed_evaluation_keeps_the_checkpoint_of_its_step(mnist_split, tmp_path):
+    data_dir, test_file = _mnist_copy(tmp_path)
+    good = test_file.read_bytes()
+    middle = len(good) // 2
+    test_file.write_bytes(good[:middle] + bytes(64) + good[middle + 64 :])  # a damaged eval record
+    run = tmp_path / "run"
+    with pytest.raises(ValueError, match="cannot read or decode a record of 'mnist' split 'test'"):
+        train_and_evaluate(_lenet_smoke(data_dir), str(run))
+    assert (run / "checkpoints" / "10").is_dir()  # saved before the evaluation that failed
+    test_file.write_bytes(good)
+    result = train_and_evaluate(_lenet_smoke(data_dir), str(run))  # resumes at 10, evaluates it first
+    evals = [r["step"] for r in read_metrics(str(run)) if "eval/top1_error" in r]
+    assert evals == [10, 20] and result["eval/num_examples"] == 10_000
+
+    # jaxcnn.evaluate where it cannot write: the numbers are printed, then one line says so.
+    (run / "eval_results.json").mkdir()
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.evaluate", LENET + ":smoke", f"--workdir={run}"]
+        + [f"--config.dataset.data_dir={data_dir}"],
+        cwd=ROOT,
+        env=cli_env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert "step 20: center top-1 error" in proc.stdout
+    assert (
+        proc.stderr.strip()
+        .splitlines()[-1]
+        .startswith(f"error: could not write the results above to {run}/eval_results.json")
+    )

@@ -161,6 +161,8 @@ def test_resuming_with_another_batch_size_is_refused(mnist_split, tmp_path):
     config.dataset.train_split = "test"
     train_and_evaluate(config, str(tmp_path))
     config.batch_size, config.num_train_steps = 16, 20
+    # Allowed past the manifest (jaxcnn/run_dir.py), the change still cannot replay the same examples.
+    config.resume.allow_changes = "batch_size,num_train_steps"
     with pytest.raises(ValueError, match="written with batch_size=8 but this run has batch_size=16"):
         train_and_evaluate(config, str(tmp_path))
 
@@ -186,6 +188,7 @@ def test_resuming_another_model_is_refused_and_keeps_its_checkpoints(mnist_split
     config.dataset.train_split = "test"
     train_and_evaluate(config, str(tmp_path))
     config.model.name, config.num_train_steps = "lenet5", 20
+    config.resume.allow_changes = "model.name,num_train_steps"  # past the manifest, refused by shapes
     with pytest.raises(ValueError, match="checkpoint 10 in .* holds another model or optimizer state"):
         train_and_evaluate(config, str(tmp_path))
     assert (tmp_path / "checkpoints" / "10" / "state").is_dir()

@@ -95,6 +95,7 @@ def open_split(
     image = builder.info.features["image"]
     shape, dtype = tuple(image.shape), image.np_dtype
     check_image_spec(shape, dtype, f"dataset {dataset_name!r}")
+    check_files(builder, split, base)
     return Split(
         builder=builder,
         split=split,
@@ -105,6 +106,36 @@ def open_split(
         image_shape=shape if None not in shape else None,
         encoded=base in JPEG_DATASETS,
     )
+
+
+TFRECORD_FRAMING = 16  # bytes around each record: length (8), its CRC (4), the data's CRC (4)
+
+
+def check_files(builder, split: str, name: str) -> None:
+    """Raises FileNotFoundError / ValueError when a TFDS split's record files are missing or shorter
+    than TFDS recorded when it wrote them (a copy or a download that stopped): found when the split is
+    opened, not when its last record is read at the end of an epoch or of an evaluation."""
+    import tensorflow_datasets as tfds
+
+    if builder.info.file_format != tfds.core.FileFormat.TFRECORD:
+        return
+    for part in split.split("+"):
+        info = builder.info.splits[part.split("[")[0].strip()]
+        paths = [os.fspath(p) for p in info.filepaths]
+        missing = [p for p in paths if not os.path.exists(p)]
+        if missing:
+            raise FileNotFoundError(
+                f"{name} split {info.name!r} is missing {len(missing)} of its {len(paths)} files "
+                f"(e.g. {missing[0]}); prepare the dataset again: python -m jaxcnn.data.prepare {name}"
+            )
+        size = sum(os.path.getsize(p) for p in paths)
+        expected = int(info.num_bytes) + TFRECORD_FRAMING * info.num_examples
+        if info.num_bytes and size < expected:
+            raise ValueError(
+                f"{name} split {info.name!r} is truncated: its {len(paths)} file(s) ({paths[0]}, ...) "
+                f"hold {size} bytes, TFDS wrote {expected}; "
+                f"delete them and prepare the dataset again: python -m jaxcnn.data.prepare {name}"
+            )
 
 
 def check_image_spec(shape: tuple, dtype, what: str) -> None:
