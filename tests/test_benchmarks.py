@@ -8,7 +8,7 @@ import sys
 import types
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from benchmarks import measure, report, run, workloads
 from benchmarks.proc import child_env

@@ -3,7 +3,7 @@
 import jax
 import jax.numpy as jnp
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from jaxcnn import build, config_lib, sharding
 

@@ -5,10 +5,10 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from jaxcnn import config_lib, durations
-from jaxcnn.train import check_config
+from jaxcnn.build import check_config
 
 RECIPES = sorted(p.name for p in (ROOT / "configs").glob("*.py") if p.name not in ("__init__.py", "base.py"))
 HEAVY = ("jax", "jaxlib", "flax", "optax", "orbax", "tensorflow", "tensorflow_datasets", "jaxcnn")

@@ -3,7 +3,7 @@
 import re
 
 import pytest
-from conftest import ROOT, run_cli
+from helpers import ROOT
 
 from jaxcnn import config_lib, durations
 from jaxcnn.metric_writer import read_metrics
@@ -69,7 +69,7 @@ def test_a_batch_larger_than_the_split_is_named():
         durations.resolve(_lenet(), 10)
 
 
-def test_batch_128_evaluates_and_checkpoints_at_the_epoch_boundaries(mnist_split, tmp_path):
+def test_batch_128_evaluates_and_checkpoints_at_the_epoch_boundaries(mnist_split, tmp_path, run_cli):
     # The LeNet-5 recipe as it is (evaluate every 5 epochs, checkpoint every epoch) at batch 128 on
     # 1,280 training images: 10 steps an epoch, so 10 epochs evaluate at 50 and 100.
     run_cli(

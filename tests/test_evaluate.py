@@ -5,7 +5,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT
+from helpers import ROOT
 
 from jaxcnn import build, checkpoint, config_lib, optim, sharding
 from jaxcnn.data import input as input_lib
@@ -81,31 +81,3 @@ def test_a_run_without_checkpoints_is_a_file_not_found(tmp_path):
         evaluate_checkpoint(_config(), str(tmp_path), ["center"], "best")
     with pytest.raises(ValueError, match="checkpoint must be 'latest' or 'best', got 'newest'"):
         evaluate_checkpoint(_config(), str(tmp_path), ["center"], "newest")
-
-
-def test_restore_weights_reads_batch_stats_and_leaves_the_optimizer_state(tmp_path):
-    mesh = sharding.create_mesh()
-    replicated = sharding.replicated(mesh)
-    arrays = {"w": np.arange(6.0, dtype=np.float32).reshape(2, 3), "mean": np.full(3, 0.5, np.float32)}
-    state = build.TrainState(
-        step=jax.numpy.asarray(3),
-        params={"conv": {"kernel": arrays["w"]}},
-        batch_stats={"bn": {"mean": arrays["mean"]}},
-        opt_state={"momentum": np.ones((7, 7), np.float32)},  # a shape nothing here asks for
-        rng=jax.random.PRNGKey(0),
-        ema_params={},
-    )
-    ckpt = checkpoint.Checkpointer(str(tmp_path), every_steps=3, keep=1)
-    ckpt.maybe_save(3, jax.device_put(state, replicated), {"step": 3})
-    ckpt.close()
-    spec = lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=replicated)
-    target = {"params": jax.tree.map(spec, state.params), "ema_params": {}}
-    target["batch_stats"] = jax.tree.map(spec, state.batch_stats)
-    step, weights = checkpoint.restore_weights(str(tmp_path), target)
-    assert step == 3 and weights["ema_params"] == {}
-    np.testing.assert_array_equal(weights["params"]["conv"]["kernel"], arrays["w"])
-    np.testing.assert_array_equal(weights["batch_stats"]["bn"]["mean"], arrays["mean"])
-    target["batch_stats"] = {"bn": {"mean": jax.ShapeDtypeStruct((4,), np.float32, sharding=replicated)}}
-    differ = r"1 arrays differ; \['batch_stats'\]\['bn'\]\['mean'\]: \(3,\) there, \(4,\) here"
-    with pytest.raises(ValueError, match=differ):
-        checkpoint.restore_weights(str(tmp_path), target)

@@ -6,7 +6,7 @@ function-level imports included: a cycle hidden inside a function still ties two
 
 import ast
 
-from conftest import ROOT
+from helpers import ROOT
 
 PACKAGE = ROOT / "jaxcnn"
 

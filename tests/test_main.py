@@ -4,7 +4,6 @@ import subprocess
 import sys
 
 import pytest
-from conftest import ROOT, cli_env, run_cli
 
 LENET = "--config=configs/lenet5_mnist.py"
 
@@ -30,13 +29,13 @@ def _one_error_line(proc) -> str:
         (["--workdir=/tmp/unused"], "--config=configs/NAME.py[:ARG] is required"),
     ],
 )
-def test_a_bad_config_is_one_line(tmp_path, args, message):
+def test_a_bad_config_is_one_line(tmp_path, args, message, run_cli):
     proc = run_cli(*args, f"--workdir={tmp_path}", check=False, timeout=120)
     assert message in _one_error_line(proc)
     assert not any(tmp_path.iterdir())  # nothing written
 
 
-def test_a_config_file_with_a_syntax_error_names_its_line(tmp_path):
+def test_a_config_file_with_a_syntax_error_names_its_line(tmp_path, run_cli):
     bad = tmp_path / "recipe.py"
     bad.write_text("import os\n\n\ndef get_config(arg=None):\n    return dict(\n")
     proc = run_cli(f"--config={bad}", f"--workdir={tmp_path / 'run'}", check=False, timeout=120)
@@ -44,10 +43,10 @@ def test_a_config_file_with_a_syntax_error_names_its_line(tmp_path):
     assert f"config file {bad} line 5" in line and "never closed" in line
 
 
-def test_evaluate_reads_configs_the_same_way(tmp_path):
+def test_evaluate_reads_configs_the_same_way(tmp_path, root, cli_env):
     proc = subprocess.run(
         [sys.executable, "-m", "jaxcnn.evaluate", LENET, f"--workdir={tmp_path}", "--config.bach_size=8"],
-        cwd=ROOT,
+        cwd=root,
         env=cli_env(),
         capture_output=True,
         text=True,

@@ -3,15 +3,14 @@
 import os
 
 import nbformat
-from conftest import ROOT
 from nbclient import NotebookClient
 
 
-def test_quickstart_notebook_runs(mnist_split, tmp_path, monkeypatch):
+def test_quickstart_notebook_runs(mnist_split, tmp_path, monkeypatch, root):
     monkeypatch.setenv("QUICKSTART_STEPS", "150")
     monkeypatch.setenv("QUICKSTART_WORKDIR", str(tmp_path / "run"))
-    nb = nbformat.read(ROOT / "colab" / "quickstart.ipynb", as_version=4)
-    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(ROOT / "colab")}}).execute()
+    nb = nbformat.read(root / "colab" / "quickstart.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(root / "colab")}}).execute()
     outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
     text = "".join(o.get("text", "") for o in outputs)
     assert "test error" in text and "digits in this batch are wrong" in text

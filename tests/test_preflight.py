@@ -1,7 +1,6 @@
 """Inputs a model cannot take are one line before compiling, not a trace-time traceback."""
 
 import pytest
-from conftest import ROOT
 
 from jaxcnn import config_lib, registry
 from jaxcnn.preflight import check_input_size
@@ -29,8 +28,8 @@ def test_an_input_it_takes_passes():
     check_input_size(registry.create_model("mnist_convnet", num_classes=10), "mnist_convnet", 28, 1)
 
 
-def test_the_trainer_checks_before_compiling(mnist_split, tmp_path):
-    config = config_lib.load_config(str(ROOT / "configs" / "lenet5_mnist.py:smoke"))
+def test_the_trainer_checks_before_compiling(mnist_split, tmp_path, root):
+    config = config_lib.load_config(str(root / "configs" / "lenet5_mnist.py:smoke"))
     config.input.image_size = 28
     with pytest.raises(
         ValueError, match="lenet5 needs at least 32x32 inputs, got config.input.image_size=28"

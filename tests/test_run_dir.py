@@ -10,7 +10,7 @@ import time
 import warnings
 
 import pytest
-from conftest import ROOT, cli_env, run_cli
+from helpers import ROOT
 
 from jaxcnn import config_lib, run_dir
 from jaxcnn.metric_writer import read_metrics
@@ -146,7 +146,7 @@ def test_manifest_write_is_atomic_and_keeps_history(tmp_path):
     assert sorted(os.listdir(tmp_path)) == ["config.json"]  # no temporary file left
 
 
-def test_two_runs_on_one_workdir_the_second_stops_at_once(mnist_split, tmp_path):
+def test_two_runs_on_one_workdir_the_second_stops_at_once(mnist_split, tmp_path, cli_env, run_cli):
     workdir = tmp_path / "run"
     args = [LENET_SMOKE, "--config.num_train_steps=400", "--config.checkpoint_every_steps=100"]
     first = subprocess.Popen(

@@ -17,7 +17,7 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT, cli_env, run_cli
+from helpers import ROOT, cli_env
 
 from jaxcnn import config_lib
 from jaxcnn.metric_writer import read_metrics
@@ -72,7 +72,7 @@ def _train_losses(workdir, after=0):
     }
 
 
-def test_sigterm_finishes_the_step_saves_and_exits_0(mnist_split, tmp_path):
+def test_sigterm_finishes_the_step_saves_and_exits_0(mnist_split, tmp_path, run_cli):
     args = _args(steps=600, every=200)
     run_cli(*args, f"--workdir={tmp_path / 'straight'}")
     proc = _start(args, tmp_path / "preempted")
@@ -90,7 +90,7 @@ def test_sigterm_finishes_the_step_saves_and_exits_0(mnist_split, tmp_path):
 
 
 @pytest.mark.slow
-def test_five_kill_9s_then_reruns_end_bitwise_equal(mnist_split, tmp_path):
+def test_five_kill_9s_then_reruns_end_bitwise_equal(mnist_split, tmp_path, run_cli):
     args = _args(steps=3000, every=250, log=50)
     run_cli(*args, f"--workdir={tmp_path / 'straight'}")
     killed = tmp_path / "killed"
@@ -132,7 +132,7 @@ def test_corrupt_latest_checkpoint_warns_and_falls_back(mnist_split, tmp_path):
     _assert_bitwise_equal(_state(straight, 60), _state(broken, 60))
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(mnist_split, tmp_path):
+def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(mnist_split, tmp_path, run_cli):
     proc = run_cli(
         "--config=configs/mnist_convnet.py",
         f"--workdir={tmp_path}",
@@ -155,7 +155,7 @@ def test_nan_loss_stops_naming_the_step_and_keeps_the_good_checkpoint(mnist_spli
     assert all(np.isfinite(x).all() for x in jax.tree.leaves(state["params"]))
 
 
-def test_saved_on_8_resumed_on_4_then_1_gives_the_same_losses(mnist_split, tmp_path):
+def test_saved_on_8_resumed_on_4_then_1_gives_the_same_losses(mnist_split, tmp_path, run_cli):
     args = _args(steps=90, every=30)
     run_cli(*args, f"--workdir={tmp_path / 'eight'}", devices=8)
     reference = _train_losses(tmp_path / "eight")
@@ -183,7 +183,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
-def test_two_processes_match_one_process(mnist_split, tmp_path):
+def test_two_processes_match_one_process(mnist_split, tmp_path, run_cli):
     args = _args(steps=100, every=50)
     run_cli(*args, f"--workdir={tmp_path / 'one'}", devices=2)
     address = f"127.0.0.1:{_free_port()}"
@@ -214,7 +214,7 @@ def test_two_processes_match_one_process(mnist_split, tmp_path):
     assert "test error" in results[0][0]
 
 
-def test_ctrl_c_finishes_the_step_saves_exits_130_and_a_torn_log_resumes(mnist_split, tmp_path):
+def test_ctrl_c_finishes_the_step_saves_exits_130_and_a_torn_log_resumes(mnist_split, tmp_path, run_cli):
     args = [LENET + ":smoke", "--config.num_train_steps=400", "--config.checkpoint_every_steps=100"]
     proc = _start(args, tmp_path)
     _wait_for(tmp_path / "checkpoints" / "100", proc)

@@ -11,11 +11,12 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import ROOT, cli_env, run_cli
+from helpers import ROOT
 
 from jaxcnn import config_lib
+from jaxcnn.build import check_config
 from jaxcnn.metric_writer import read_metrics
-from jaxcnn.train import check_config, train_and_evaluate
+from jaxcnn.train import train_and_evaluate
 
 LENET = "--config=configs/lenet5_mnist.py"
 
@@ -60,7 +61,7 @@ def _final(workdir):
     return loss, error, records
 
 
-def test_kill_9_then_rerun_matches_an_uninterrupted_run(mnist_split, tmp_path):
+def test_kill_9_then_rerun_matches_an_uninterrupted_run(mnist_split, tmp_path, cli_env, run_cli):
     args = [
         LENET,
         "--config.num_train_steps=1500",
@@ -101,7 +102,7 @@ def test_kill_9_then_rerun_matches_an_uninterrupted_run(mnist_split, tmp_path):
     jax.tree.map(np.testing.assert_array_equal, a, b)
 
 
-def test_one_and_eight_devices_give_the_same_loss(mnist_split, tmp_path):
+def test_one_and_eight_devices_give_the_same_loss(mnist_split, tmp_path, run_cli):
     args = [
         LENET,
         "--config.num_train_steps=200",  # evaluated and checkpointed at the end
@@ -170,7 +171,7 @@ def test_missing_dataset_names_the_prepare_command(tmp_path):
         ),
     ],
 )
-def test_cli_bad_input_is_one_line(tmp_path, flag, message):
+def test_cli_bad_input_is_one_line(tmp_path, flag, message, run_cli):
     proc = run_cli(LENET, f"--workdir={tmp_path}", flag, check=False, timeout=120)
     assert proc.returncode != 0
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]

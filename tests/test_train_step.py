@@ -1,5 +1,6 @@
 """The train step's options, each against its definition: bfloat16, remat, gradient accumulation,
-EMA, label smoothing; and the checkpoint's best-k set and data position."""
+EMA, label smoothing; and the data position (a resume with another batch size is refused).
+The checkpoint's best-k set is in test_checkpoint.py."""
 
 import contextlib
 import io
@@ -10,26 +11,12 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from conftest import ROOT
+from helpers import mnist_config
 from jax.ad_checkpoint import print_saved_residuals
 
-from jaxcnn import build, config_lib, losses, sharding
+from jaxcnn import build, losses, sharding
 from jaxcnn import train as train_lib
-from jaxcnn.checkpoint import load_best
-from jaxcnn.metric_writer import read_metrics
 from jaxcnn.train import train_and_evaluate, train_step
-
-
-def _config(model="lenet5_modern", **overrides):
-    config = config_lib.load_config(str(ROOT / "configs" / "mnist_convnet.py"))
-    config.model.name = model
-    config.batch_size = 8
-    config.input.image_size = 32
-    config.eval_every_epochs = config.checkpoint_every_epochs = 0  # the tests' intervals are steps
-    config.eval_every_steps = config.checkpoint_every_steps = 10
-    config.num_train_steps = 100
-    config.update_from_flattened_dict(overrides)
-    return config
 
 
 def _setup(config, size=32, channels=1, num_classes=10):
@@ -63,8 +50,8 @@ def _grads(model, config, state, batch):
 
 
 def test_bfloat16_computes_in_bf16_and_keeps_float32_state():
-    f32 = _config()
-    bf16 = _config(precision="bfloat16")
+    f32 = mnist_config()
+    bf16 = mnist_config(precision="bfloat16")
     _, state32, batch, step32 = _setup(f32)
     model16, state16, _, step16 = _setup(bf16)
     hidden = model16.apply(
@@ -92,7 +79,7 @@ def _saved_activations(fn, params) -> int:
 
 
 def test_remat_gives_the_same_step_and_keeps_fewer_activations():
-    plain, remat = _config("resnet18"), _config("resnet18", remat="convs")
+    plain, remat = mnist_config("resnet18"), mnist_config("resnet18", remat="convs")
     model, state, batch, step_plain = _setup(plain, size=32, channels=3)
     _, _, _, step_remat = _setup(remat, size=32, channels=3)
 
@@ -110,7 +97,7 @@ def test_remat_gives_the_same_step_and_keeps_fewer_activations():
 
 def test_gradient_accumulation_equals_the_full_batch():
     # lenet5_modern has no BatchNorm or dropout, so k micro-batches give the full batch's gradient.
-    one, two = _config(), _config(grad_accum_steps=2)
+    one, two = mnist_config(), mnist_config(grad_accum_steps=2)
     _, state, batch, step_one = _setup(one)
     _, _, _, step_two = _setup(two)
     a, ma = step_one(jax.tree.map(jnp.copy, state), batch)
@@ -120,7 +107,7 @@ def test_gradient_accumulation_equals_the_full_batch():
 
 
 def test_ema_follows_its_recurrence():
-    config = _config(ema_decay=0.9)
+    config = mnist_config(ema_decay=0.9)
     _, state, batch, step = _setup(config)
     expected = state.params
     for _ in range(3):
@@ -133,7 +120,7 @@ def test_ema_follows_its_recurrence():
 
 
 def test_label_smoothing_is_cross_entropy_with_smoothed_targets():
-    config = _config(**{"loss.label_smoothing": 0.1})
+    config = mnist_config(**{"loss.label_smoothing": 0.1})
     logits = jnp.asarray(np.random.default_rng(1).normal(size=(4, 10)), jnp.float32)
     labels = jnp.asarray([0, 3, 9, 3])
     got = losses.classification_loss(logits, labels, config.loss)
@@ -144,20 +131,10 @@ def test_label_smoothing_is_cross_entropy_with_smoothed_targets():
     assert not np.allclose(got, plain)
 
 
-def test_keep_best_keeps_the_lowest_evaluations(mnist_split, tmp_path):
-    config = _config(num_train_steps=50, eval_every_steps=10, checkpoint_every_steps=25, log_every_steps=10)
-    config.dataset.train_split = "test"  # the prepared MNIST test split keeps this fast
-    config.checkpoint.keep_best = 2
-    train_and_evaluate(config, str(tmp_path))
-    errors = {r["step"]: r["eval/top1_error"] for r in read_metrics(str(tmp_path)) if "eval/top1_error" in r}
-    kept = sorted(int(p.name) for p in (tmp_path / "best").iterdir() if p.name.isdigit())
-    assert kept == sorted(sorted(errors, key=lambda s: (errors[s], s))[:2])
-    best = min(errors, key=errors.get)
-    assert int(load_best(str(tmp_path))["step"]) == best
-
-
 def test_resuming_with_another_batch_size_is_refused(mnist_split, tmp_path):
-    config = _config(num_train_steps=10, eval_every_steps=10, checkpoint_every_steps=10, log_every_steps=10)
+    config = mnist_config(
+        num_train_steps=10, eval_every_steps=10, checkpoint_every_steps=10, log_every_steps=10
+    )
     config.dataset.train_split = "test"
     train_and_evaluate(config, str(tmp_path))
     config.batch_size, config.num_train_steps = 16, 20
@@ -168,7 +145,7 @@ def test_resuming_with_another_batch_size_is_refused(mnist_split, tmp_path):
 
 
 def test_a_model_axis_splits_big_kernels_and_changes_no_number():
-    data, model = _config("resnet18"), _config("resnet18", **{"mesh.model": 2})
+    data, model = mnist_config("resnet18"), mnist_config("resnet18", **{"mesh.model": 2})
     _, state_d, batch_d, step_d = _setup(data, size=32, channels=3)
     _, state_m, batch_m, step_m = _setup(model, size=32, channels=3)
     kernel = state_m.params["layer4_1"]["conv2"]["kernel"]  # 3x3x512x512: split over "model"
@@ -181,15 +158,3 @@ def test_a_model_axis_splits_big_kernels_and_changes_no_number():
         float(mb["loss"]), rel=1e-5
     )  # the split kernels sum in another order
     jax.tree.map(lambda x, y: np.testing.assert_allclose(x, y, rtol=1e-5, atol=1e-6), a.params, b.params)
-
-
-def test_resuming_another_model_is_refused_and_keeps_its_checkpoints(mnist_split, tmp_path):
-    config = _config(num_train_steps=10, eval_every_steps=10, checkpoint_every_steps=10, log_every_steps=10)
-    config.dataset.train_split = "test"
-    train_and_evaluate(config, str(tmp_path))
-    config.model.name, config.num_train_steps = "lenet5", 20
-    config.resume.allow_changes = "model.name,num_train_steps"  # past the manifest, refused by shapes
-    with pytest.raises(ValueError, match="checkpoint 10 in .* holds another model or optimizer state"):
-        train_and_evaluate(config, str(tmp_path))
-    assert (tmp_path / "checkpoints" / "10" / "state").is_dir()
-    assert not (tmp_path / "corrupt_checkpoints").exists()

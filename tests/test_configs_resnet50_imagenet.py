@@ -7,8 +7,6 @@ import sys
 
 import numpy as np
 import pytest
-from conftest import ROOT, cli_env
-from data_fixtures import fake_imagenet  # noqa: F401
 
 from jaxcnn import config_lib
 from jaxcnn.metric_writer import read_metrics
@@ -17,9 +15,9 @@ from jaxcnn.train import train_and_evaluate
 PROTOCOLS = ("center", "ten_crop", "multi_scale", "crops144")
 
 
-def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, tmp_path):  # noqa: F811
+def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, tmp_path, root, cli_env):
     data_dir, facts = fake_imagenet
-    config = config_lib.load_config(str(ROOT / "configs" / "resnet50_imagenet.py:smoke"))
+    config = config_lib.load_config(str(root / "configs" / "resnet50_imagenet.py:smoke"))
     config.dataset.data_dir = data_dir
     config.num_train_steps = config.eval_every_steps = config.checkpoint_every_steps = 6
     config.log_every_steps = 3
@@ -42,7 +40,7 @@ def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, t
             f"--config.dataset.data_dir={data_dir}",
             "--protocols=ten_crop",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=cli_env(2),
         capture_output=True,
         text=True,
@@ -57,7 +55,7 @@ def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, t
         assert saved[f"{prefix}/loss"] == pytest.approx(result[f"{prefix}/loss"], rel=1e-5)
 
 
-def test_evaluate_rejects_an_unknown_protocol(tmp_path):
+def test_evaluate_rejects_an_unknown_protocol(tmp_path, root, cli_env):
     proc = subprocess.run(
         [
             sys.executable,
@@ -67,7 +65,7 @@ def test_evaluate_rejects_an_unknown_protocol(tmp_path):
             f"--workdir={tmp_path}",
             "--protocols=center,twelve_crop",
         ],
-        cwd=ROOT,
+        cwd=root,
         env=cli_env(1),
         capture_output=True,
         text=True,
