@@ -1,8 +1,8 @@
 """Plain helpers for the tests (no fixtures): the repository root, CLI subprocesses, small configs.
 
-Test functions and fixtures take the `root`, `cli_env` and `run_cli` fixtures of conftest.py; this
-module serves code that runs outside a test, where a fixture cannot reach: parametrize lists and the
-module-level helpers that build configs from a recipe path.
+A test that needs only these takes the `root`, `cli_env` and `run_cli` fixtures of conftest.py. A
+module whose code outside a test needs them (parametrize lists, helpers that load a recipe or start
+a run) imports them from here, and its tests use the same names.
 """
 
 import os
