@@ -268,11 +268,12 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
         progress.write(f"resumed from the checkpoint of step {start} in {workdir}")
 
     def evaluate_and_log(done, state, position):
+        eval_start = time.perf_counter()
         metrics = evaluate_all(state)
         for protocol in config.eval.protocols:  # printed before written: a failed write costs no numbers
             progress.write(f"step {done}: {evaluate.describe(metrics, protocol)}")
-        if writer:
-            writer.write(done, metrics)
+        if writer:  # eval/seconds: the wall time of this evaluation (jaxcnn.report sums them)
+            writer.write(done, {**metrics, "eval/seconds": time.perf_counter() - eval_start})
         ckpt.save_if_best(done, state, position, metrics)
         return metrics
 
@@ -303,6 +304,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                     "train/top1_error": float(np.mean([m["top1_error"] for m in stacked])),
                     "train/learning_rate": float(schedule(done - 1)),
                     "train/images_per_second": window_steps * config.batch_size / elapsed,
+                    "train/seconds": elapsed,  # wall time of this window's steps (evaluations excluded)
                 }
                 if writer:
                     writer.write(done, train)

@@ -1,0 +1,163 @@
+"""jaxcnn.report on run directories with known numbers: grouping, the statistics, the paper's value,
+unfinished and diverged runs left out and listed, report.json, the plots."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+from helpers import ROOT, cli_env
+
+from configs.base import base_config
+from jaxcnn import report, run_dir, runs
+
+
+def _config(model, seed):
+    c = base_config()
+    c.model.name, c.dataset.name, c.seed = model, "mnist", seed
+    c.input.image_size, c.batch_size, c.num_train_steps = 32, 600, 200  # MNIST: 100 steps per epoch
+    c.eval_every_steps, c.checkpoint_every_steps = 100, 100
+    return run_dir.config_dict(c)
+
+
+def _write_run(root, name, config, records, status=None):
+    workdir = os.path.join(root, *name.split("/"))
+    os.makedirs(workdir)
+    with open(os.path.join(workdir, "config.json"), "w") as f:
+        json.dump({"config": config, "started": "2025-01-01T00:00:00+00:00"}, f)
+    with open(os.path.join(workdir, "metrics.jsonl"), "w") as f:
+        f.writelines(json.dumps(r) + "\n" for r in records)
+    if status:
+        runs.write_status(workdir, status)
+
+
+def _records(top1, top5, last=200, loss=1.0, train_error=0.5):
+    out = []
+    for step in range(50, last + 1, 50):
+        out.append(
+            {
+                "step": step,
+                "train/loss": loss / step * 50,
+                "train/top1_error": train_error,
+                "train/seconds": 1.5,
+            }
+        )
+        if step % 100 == 0:
+            done = step == 200
+            out.append(
+                {
+                    "step": step,
+                    "eval/top1_error": top1 if done else 2 * top1,
+                    "eval/top5_error": top5 if done else 2 * top5,
+                    "eval/seconds": 0.5,
+                }
+            )
+    return out
+
+
+@pytest.fixture
+def sweep_dir(tmp_path):
+    """lenet5: three finished seeds (1.0, 1.2, 1.4 % top-1) and one diverged (a NaN loss);
+    lenet5_modern: two finished (2.0, 3.0 %), one unfinished, one whose trainer stopped on a NaN."""
+    root = str(tmp_path / "sweep")
+    for seed, top1 in enumerate([0.010, 0.012, 0.014]):
+        _write_run(root, f"model.name=lenet5/seed={seed}", _config("lenet5", seed), _records(top1, top1 / 10))
+    nan = _records(0.5, 0.1, last=100)
+    nan[0]["train/loss"] = float("nan")
+    _write_run(root, "model.name=lenet5/seed=3", _config("lenet5", 3), nan)
+    for seed, top1 in enumerate([0.02, 0.03]):
+        _write_run(
+            root,
+            f"model.name=lenet5_modern/seed={seed}",
+            _config("lenet5_modern", seed),
+            _records(top1, 0.001),
+        )
+    _write_run(
+        root, "model.name=lenet5_modern/seed=2", _config("lenet5_modern", 2), _records(0.5, 0.1, last=150)
+    )
+    _write_run(
+        root,
+        "model.name=lenet5_modern/seed=3",
+        _config("lenet5_modern", 3),
+        _records(0.5, 0.1, last=100),
+        status={"outcome": "diverged", "last_line": "error: train/loss is nan at step 101; ..."},
+    )
+    with open(os.path.join(root, "sweep.json"), "w") as f:
+        json.dump({"sweep": {"model.name": ["lenet5", "lenet5_modern"]}}, f)
+    return root
+
+
+def test_report_aggregates_known_numbers(sweep_dir):
+    result = report.report(sweep_dir)
+    assert result["group_keys"] == ["model.name"]
+    lenet, modern = result["combinations"]
+    assert lenet["label"] == "model.name=lenet5" and lenet["n"] == 3 and lenet["n_runs"] == 4
+    assert lenet["top1_error"]["mean"] == pytest.approx(1.2)
+    assert lenet["top1_error"]["std"] == pytest.approx(0.2)  # the n-1 sample std
+    assert (lenet["top1_error"]["min"], lenet["top1_error"]["max"]) == pytest.approx((1.0, 1.4))
+    assert lenet["top5_error"]["mean"] == pytest.approx(0.12)
+    assert lenet["reported"] == {"top1": 0.95} and lenet["top1_vs_paper"] == pytest.approx(0.25)
+    assert lenet["steps"] == [200]
+    assert lenet["train_seconds"] == pytest.approx(4 * 1.5) and lenet["eval_seconds"] == pytest.approx(
+        2 * 0.5
+    )
+    assert list(lenet["not_averaged"]) == ["model.name=lenet5/seed=3"]
+    assert lenet["not_averaged"]["model.name=lenet5/seed=3"].startswith("diverged: train/loss is not finite")
+
+    assert modern["n"] == 2 and modern["top1_error"]["mean"] == pytest.approx(2.5)
+    assert modern["top1_error"]["std"] == pytest.approx(0.70710678)
+    assert sorted(modern["not_averaged"]) == [
+        "model.name=lenet5_modern/seed=2",
+        "model.name=lenet5_modern/seed=3",
+    ]
+    assert modern["not_averaged"]["model.name=lenet5_modern/seed=2"] == "unfinished: step 150 of 200"
+    assert modern["not_averaged"]["model.name=lenet5_modern/seed=3"].startswith("diverged: error: train/loss")
+
+    states = {r["name"]: r["state"] for r in result["runs"]}
+    assert list(states.values()).count("finished") == 5 and states["model.name=lenet5/seed=3"] == "diverged"
+    assert all(r["steps_per_epoch"] == 100 for r in result["runs"])
+    assert json.load(open(os.path.join(sweep_dir, "report.json"))) == result
+
+    md = open(os.path.join(sweep_dir, "report.md")).read()
+    assert (
+        "| model.name=lenet5 | 3 of 4 | 1.20 ± 0.20 (1.00, 1.40) | 0.12 ± 0.02 (0.10, 0.14) "
+        "| 0.95 (+0.25) | 200 |" in md
+    )
+    assert "| model.name=lenet5_modern | 2 of 4 | 2.50 ± 0.71 (2.00, 3.00) |" in md
+    assert "- `model.name=lenet5_modern/seed=2`: unfinished: step 150 of 200" in md
+
+    for name in ("train_loss.png", "train_error.png", "eval_error.png"):
+        path = os.path.join(sweep_dir, "plots", name)
+        assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
+        assert f"](plots/{name})" in md
+
+
+def test_train_seconds_of_runs_before_the_field():
+    # 100 steps of 32 images at 320 img/s, then 50 at 160: 10 s + 10 s.
+    records = [
+        {"step": 100, "train/loss": 1.0, "train/images_per_second": 320.0},
+        {"step": 100, "eval/top1_error": 0.5},
+        {"step": 150, "train/loss": 1.0, "train/images_per_second": 160.0},
+    ]
+    assert report.train_seconds(records, 32) == pytest.approx(20.0)
+
+
+def test_group_keys_ignore_the_seed_and_free_keys():
+    a = {"flat": {"seed": 0, "model.name": "x", "dataset.data_dir": "/a", "batch_size": 8}}
+    b = {"flat": {"seed": 1, "model.name": "y", "dataset.data_dir": "/b", "batch_size": 16}}
+    assert report.group_keys([a, b], order=["model.name"]) == ["model.name", "batch_size"]
+    assert report.group_keys([a, dict(a)]) == []
+
+
+def test_a_directory_without_runs_is_one_line(tmp_path):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.report", str(tmp_path)],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"error: no runs under {tmp_path} (no directory with a config.json)"
