@@ -10,7 +10,8 @@ number for the dataset (`reported["DATASET/test_error"]` or `"DATASET/top1_error
 value and our mean minus it. Only finished runs are averaged; unfinished, running, failed and
 diverged runs are listed by name with their state. The plots draw training loss, training error and
 evaluation error against epochs (steps when a run's epoch length cannot be resolved here), one line
-(the mean over seeds) per combination with the seeds' min-max spread as a band.
+(the mean over seeds) per combination with the seeds' min-max spread as a band. root/hparams holds
+the finished runs for TensorBoard's HParams view.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shutil
 import statistics
 import sys
 
@@ -207,6 +209,7 @@ def markdown(root: str, keys: list[str], rows: list[dict], loaded: list[dict], p
     if plots:
         lines += ["", "## Plots", ""]
         lines += [f"![{p}](plots/{p})" for p in plots]
+    lines += ["", f"TensorBoard's HParams view of the finished runs: `tensorboard --logdir {root}/hparams`."]
     return "\n".join(lines) + "\n"
 
 
@@ -238,9 +241,13 @@ def plot(root: str, rows: list[dict], loaded: list[dict]) -> list[str]:
                 continue
             values = [[s[x] for s in series] for x in xs]
             mean = [statistics.fmean(v) for v in values]
-            (line,) = ax.plot(xs, mean, label=f"{row['label']} (n={row['n']})")
-            if len(series) > 1:
-                lo, hi = [min(v) for v in values], [max(v) for v in values]
+            marker = "o" if len(xs) <= 30 else None  # a lone evaluation is a point, not a line
+            (line,) = ax.plot(xs, mean, marker=marker, markersize=4, label=f"{row['label']} (n={row['n']})")
+            lo, hi = [min(v) for v in values], [max(v) for v in values]
+            if len(xs) == 1:  # a band one point wide is invisible: a bar instead
+                yerr = [[mean[0] - lo[0]], [hi[0] - mean[0]]]
+                ax.errorbar(xs, mean, yerr=yerr, color=line.get_color(), capsize=5, alpha=0.6)
+            elif len(series) > 1:
                 ax.fill_between(xs, lo, hi, color=line.get_color(), alpha=0.2, linewidth=0)
             drawn = True
         if not drawn:
@@ -258,6 +265,35 @@ def plot(root: str, rows: list[dict], loaded: list[dict]) -> list[str]:
         plt.close(fig)
         written.append(filename)
     return written
+
+
+def write_hparams(root: str, keys: list[str], loaded: list[dict]) -> str | None:
+    """TensorBoard's HParams view of the finished runs under root/hparams (`tensorboard --logdir
+    root/hparams`): one trial per run, its swept values and seed, its final errors. Returns the dir."""
+    finished = [r for r in loaded if r["state"] == runs.FINISHED]
+    if not finished:
+        return None
+    import tensorflow as tf
+    from tensorboard.plugins.hparams import api as hp
+
+    metrics = ("eval/top1_error", "eval/top5_error", "eval/loss")
+    directory = os.path.join(root, "hparams")
+    shutil.rmtree(directory, ignore_errors=True)  # the report's own output: rewritten, never appended to
+    with tf.summary.create_file_writer(directory).as_default():
+        hp.hparams_config(
+            hparams=[hp.HParam(k) for k in [*keys, "seed"]], metrics=[hp.Metric(m) for m in metrics]
+        )
+    for r in finished:
+        values = {
+            k: v if isinstance(v, (bool, int, float, str)) else json.dumps(v)
+            for k, v in ((k, r["flat"].get(k)) for k in [*keys, "seed"])
+        }
+        with tf.summary.create_file_writer(os.path.join(directory, r["name"])).as_default():
+            hp.hparams(values, trial_id=r["name"])
+            for m in metrics:
+                if m in r["final"]:
+                    tf.summary.scalar(m, r["final"][m], step=r["final"]["step"])
+    return directory
 
 
 def _sweep_order(root: str) -> list[str]:
@@ -291,6 +327,7 @@ def report(root: str) -> dict:
     keys = group_keys(loaded, _sweep_order(root))
     rows = aggregate(loaded, keys)
     plots = plot(root, rows, loaded)
+    hparams = write_hparams(root, keys, loaded)
     text = markdown(root, keys, rows, loaded, plots)
     print(text, end="")  # printed before written
     with open(os.path.join(root, "report.md"), "w") as f:
@@ -314,6 +351,7 @@ def report(root: str) -> dict:
             for r in loaded
         ],
         "plots": [f"plots/{p}" for p in plots],
+        "hparams": os.path.relpath(hparams, root) if hparams else None,
     }
     result = _json_ready(result)
     with open(os.path.join(root, "report.json"), "w") as f:

@@ -127,6 +127,9 @@ def test_report_aggregates_known_numbers(sweep_dir):
     assert "| model.name=lenet5_modern | 2 of 4 | 2.50 ± 0.71 (2.00, 3.00) |" in md
     assert "- `model.name=lenet5_modern/seed=2`: unfinished: step 150 of 200" in md
 
+    trials = os.listdir(os.path.join(sweep_dir, "hparams", "model.name=lenet5_modern"))
+    assert sorted(trials) == ["seed=0", "seed=1"]  # the finished runs only
+    assert result["hparams"] == "hparams"
     for name in ("train_loss.png", "train_error.png", "eval_error.png"):
         path = os.path.join(sweep_dir, "plots", name)
         assert open(path, "rb").read(8) == b"\x89PNG\r\n\x1a\n"
