@@ -22,6 +22,7 @@ A run whose manifest defines another experiment and holds a checkpoint is refuse
 a SLURM array, GNU parallel, one TPU VM per line). Every combination's config is loaded and checked
 (jaxcnn.config_lib, jaxcnn.build.check_config) before anything runs: a bad key or value is one line.
 Each run's output goes to its sweep.log; sweep_status.json records how its process ended and its wall time.
+The sweep exits 1 when a run failed (an error other than a diverged loss), after trying every run.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ import itertools
 import os
 import re
 import shlex
+import signal
 import subprocess
 import sys
 import time
@@ -222,8 +224,8 @@ def execute(run: Run, env: dict | None = None) -> dict:
         proc = _start([sys.executable, *run.command[1:]], stdout=log, stderr=subprocess.STDOUT, env=env)
     wall = time.time() - started
     last_line = _last_line(os.path.join(run.workdir, LOG_FILE))
-    if proc.returncode == 0:
-        outcome = runs.FINISHED
+    if proc.returncode == 0:  # finished, or stopped by SIGTERM after saving (the trainer exits 0 then)
+        outcome = runs.state(run.workdir, run.config)[0]
     elif "is in use by" in last_line or runs.is_locked(run.workdir):
         return {"outcome": "busy", "last_line": last_line}  # another worker has it: its status stands
     elif re.search(r"train/loss is -?(nan|inf)", last_line):  # the trainer's FloatingPointError
@@ -242,9 +244,33 @@ def execute(run: Run, env: dict | None = None) -> dict:
     return status
 
 
+class _Child:
+    """The run's process now running, and whether the sweep was told to stop (SIGTERM)."""
+
+    process: subprocess.Popen | None = None
+    stop = False
+
+
+def _on_sigterm(signum, frame) -> None:
+    # A preempted sweep passes the notice on: the trainer finishes its step, saves and exits 0, and
+    # the sweep stops after it; the same command resumes both.
+    _Child.stop = True
+    if _Child.process is not None and _Child.process.poll() is None:
+        _Child.process.send_signal(signal.SIGTERM)
+
+
 def _start(argv: list[str], **kwargs) -> subprocess.CompletedProcess:
     """Runs one run's process to its end (the tests put a fake trainer here)."""
-    return subprocess.run(argv, check=False, **kwargs)
+    with subprocess.Popen(argv, **kwargs) as process:
+        _Child.process = process
+        try:
+            process.wait()
+        except KeyboardInterrupt:  # Ctrl-C reached the trainer too: it saves and stops; let it
+            process.wait()
+            raise
+        finally:
+            _Child.process = None
+    return subprocess.CompletedProcess(argv, process.returncode)
 
 
 def _last_line(path: str) -> str:
@@ -290,10 +316,13 @@ def main(argv: list[str]) -> int:
             print("\n".join(lines))
         return 0
     write_sweep_file(args)
-    counts = {"trained": 0, "skipped": len(skipped), runs.DIVERGED: 0, runs.FAILED: 0}
+    counts = {"trained": 0, "skipped": len(skipped), runs.UNFINISHED: 0, runs.DIVERGED: 0, runs.FAILED: 0}
     for run, reason in skipped:
         print(f"skip {run.name}: {reason}", flush=True)
     for i, (run, _) in enumerate(todo, 1):
+        if _Child.stop:
+            print("stopped by SIGTERM; the same command resumes the sweep", flush=True)
+            break
         reason = skip_reason(run)  # another worker may have finished or taken it meanwhile
         if reason:
             counts["skipped"] += 1
@@ -306,7 +335,8 @@ def main(argv: list[str]) -> int:
             counts["skipped"] += 1
             print(f"[{i}/{len(todo)}] skip {run.name}: another process holds its lock", flush=True)
             continue
-        counts["trained" if outcome == runs.FINISHED else outcome] += 1
+        key = "trained" if outcome == runs.FINISHED else outcome
+        counts[key] = counts.get(key, 0) + 1
         took = f"in {status['wall_seconds']:.0f} s"
         detail = _final_error(run.workdir) if outcome == runs.FINISHED else f": {status['last_line']}"
         print(f"[{i}/{len(todo)}] {outcome} {run.name} {took}{detail}", flush=True)
@@ -319,10 +349,13 @@ def main(argv: list[str]) -> int:
 
 
 def run() -> None:
+    signal.signal(signal.SIGTERM, _on_sigterm)
     try:
         code = main(sys.argv[1:])
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
+    except KeyboardInterrupt:
+        sys.exit("interrupted (Ctrl-C); the same command resumes the sweep")
     sys.exit(code)
 
 

@@ -2,8 +2,11 @@
 
 import json
 import os
+import signal
 import subprocess
 import sys
+import threading
+import time
 
 import pytest
 from helpers import ROOT, cli_env
@@ -55,6 +58,12 @@ def test_expansion_names_and_commands(tmp_path):
     # The command line builds the same config as the plan: what a jobs file runs is what was checked.
     config, _ = config_lib.from_command_line(["main", *last.command[3:]])
     assert run_dir.config_dict(config) == run_dir.config_dict(last.config)
+
+
+def test_seeds_alone(tmp_path):
+    planned = sweep.plan(sweep.parse_args(_args(tmp_path, seeds=3)))
+    assert [r.name for r in planned] == ["seed=0", "seed=1", "seed=2"]
+    assert [r.config.seed for r in planned] == [0, 1, 2] and planned[0].config.model.name == "lenet5"
 
 
 def test_sweep_values_with_brackets_and_unsafe_characters(tmp_path):
@@ -178,8 +187,9 @@ def test_rerun_skips_finished_runs_and_starts_no_process(tmp_path, monkeypatch, 
 
 def test_rerun_resumes_unfinished_skips_diverged_and_locked(tmp_path, monkeypatch, capsys):
     argv = _args(tmp_path, "--sweep=model.name=lenet5,lenet5_modern")
-    monkeypatch.setattr(sweep, "_start", FakeTrainer(steps=20))  # stopped before the last step
+    monkeypatch.setattr(sweep, "_start", FakeTrainer(steps=20))  # exits 0 before the last step (SIGTERM)
     sweep.main(argv)
+    assert runs.read_status(str(tmp_path / "model.name=lenet5" / "seed=1"))["outcome"] == "unfinished"
     diverged = str(tmp_path / "model.name=lenet5" / "seed=0")
     monkeypatch.setattr(sweep, "_start", FakeTrainer(fail_with="error: train/loss is nan at step 7; x"))
     sweep.main([*argv[:-1], "--seeds=1", "--sweep=model.name=lenet5"])
@@ -198,6 +208,35 @@ def test_rerun_resumes_unfinished_skips_diverged_and_locked(tmp_path, monkeypatc
     ]
     assert "skip model.name=lenet5/seed=0: diverged" in out
     assert "skip model.name=lenet5_modern/seed=0: running" in out
+
+
+CHILD = """
+import signal, sys, time
+signal.signal(signal.SIGTERM, lambda *a: (print("saved and stopped", flush=True), sys.exit(0)))
+print("ready", flush=True)
+time.sleep(120)
+sys.exit(3)
+"""
+
+
+def test_sigterm_reaches_the_run_and_stops_the_sweep(tmp_path, monkeypatch):
+    log = tmp_path / "log"
+    previous = signal.signal(signal.SIGTERM, sweep._on_sigterm)
+    monkeypatch.setattr(sweep._Child, "stop", False)
+
+    def preempt():  # the scheduler's notice, once the child is up
+        while "ready" not in (log.read_text() if log.exists() else ""):
+            time.sleep(0.05)
+        os.kill(os.getpid(), signal.SIGTERM)
+
+    threading.Thread(target=preempt, daemon=True).start()
+    try:
+        with open(log, "w") as out:
+            proc = sweep._start([sys.executable, "-c", CHILD], stdout=out, stderr=subprocess.STDOUT)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+    assert proc.returncode == 0 and log.read_text().split() == ["ready", "saved", "and", "stopped"]
+    assert sweep._Child.stop
 
 
 def test_a_run_of_another_experiment_is_refused_up_front(tmp_path, monkeypatch):
