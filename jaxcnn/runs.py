@@ -72,9 +72,15 @@ def as_config(config) -> ml_collections.ConfigDict:
 
 @functools.cache
 def _num_train_examples(name: str, split: str, data_dir: str, folder: str) -> int:
-    from jaxcnn.data.datasets import open_split
+    from jaxcnn.data import datasets
 
-    return open_split(name, split, data_dir or None, folder=folder or None).num_examples
+    datasets.check_name(name)
+    if name.split("/")[0] != "image_folder":  # read what is prepared; never download from here
+        import tensorflow_datasets as tfds
+
+        if not tfds.builder(name, data_dir=data_dir or None).is_prepared():
+            raise FileNotFoundError(f"{name} is not prepared here")
+    return datasets.open_split(name, split, data_dir or None, folder=folder or None).num_examples
 
 
 def resolve_durations(config) -> durations_lib.Durations | None:
