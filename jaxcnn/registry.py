@@ -9,6 +9,8 @@ from typing import Any
 
 import flax.linen as nn
 
+from jaxcnn import cpu_ops
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
@@ -70,17 +72,24 @@ def model_info(name: str) -> ModelInfo:
     return _lookup(name)[2]
 
 
-def create_model(name: str, num_classes: int | None = None, **overrides: Any) -> nn.Module:
+def create_model(
+    name: str, num_classes: int | None = None, *, cpu_kernels: str = "auto", **overrides: Any
+) -> nn.Module:
     """Builds the flax linen module registered as `name`.
 
     Args:
       name: a name from `list_models()`.
       num_classes: number of outputs; the registered default (e.g. 10 for MNIST nets) if None.
+      cpu_kernels: "auto" (default) or "on": on the CPU backend the model's plain conv, norm, act
+        and pool are replaced by jaxcnn.cpu_ops' faster XLA:CPU formulations (same parameters and
+        results); "off": plain flax on every backend. Other backends always get plain flax.
       **overrides: constructor fields to change, e.g. `dtype=jnp.bfloat16` or `dropout_rate=0.3`.
 
     Returns:
       An unbound `flax.linen.Module`; use `init(rng, x, train=False)` and `apply(variables, x, ...)`.
     """
+    if cpu_kernels not in cpu_ops.CPU_KERNELS:
+        raise ValueError(f"cpu_kernels must be one of {cpu_ops.CPU_KERNELS}, got {cpu_kernels!r}")
     constructor, registered, info = _lookup(name)
     kwargs = dict(registered)  # never mutate the table
     if num_classes is not None:
@@ -93,6 +102,7 @@ def create_model(name: str, num_classes: int | None = None, **overrides: Any) ->
         raise ValueError(f"unknown override(s) {unknown} for model {name!r}; allowed: {sorted(fields)}")
     kwargs.update(overrides)
     kwargs.setdefault("num_classes", info.num_classes)
+    kwargs.update(cpu_ops.injected_parts(constructor, kwargs, cpu_kernels))
     return constructor(**kwargs)
 
 
