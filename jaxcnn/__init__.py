@@ -6,9 +6,13 @@ from jaxcnn import host_memory as _host_memory
 
 _host_memory.relaunch_command_line()
 
-from jaxcnn import build  # noqa: E402  (build.build(config, ...) -> Built: model, tx, schedule, state)
-from jaxcnn.model_summary import summary  # noqa: E402
-from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model  # noqa: E402
+# ruff: noqa: E402  (the imports below must follow the relaunch)
+from jaxcnn import (
+    build,  # build.build(config, ...) -> Built: model, tx, schedule, state
+    models,  # noqa: F401  (importing the families fills the registry)
+)
+from jaxcnn.model_summary import summary
+from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
 
 __version__ = "0.1.0"
 __all__ = ["ModelInfo", "build", "create_model", "list_models", "model_info", "register_model", "summary"]

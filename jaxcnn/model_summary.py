@@ -16,6 +16,7 @@ from typing import Any
 
 import flax.linen as nn
 import jax
+import jax.extend
 import jax.numpy as jnp
 from flax import traverse_util
 
@@ -104,6 +105,43 @@ def _trace(model: nn.Module, input_shape: tuple[int, ...]):
     with nn.intercept_methods(interceptor):
         variables = jax.eval_shape(lambda x: model.init(rngs, x, **kwargs), x)
     return variables.get("params", {}), calls, sum(e[2] for e in calls.values())
+
+
+def jaxpr_macs(jaxpr: jax.extend.core.Jaxpr) -> int:
+    """Multiply-adds of the convolutions and matrix products of a jaxpr, its sub-jaxprs included.
+
+    A convolution costs its output elements times the kernel's window and input features per group
+    (divided by the input dilation of a transposed convolution: the zeros it inserts cost nothing);
+    a dot_general its output elements times the contracted size. A scan counts each step.
+    """
+    total = 0
+    for eqn in jaxpr.eqns:
+        name, out = eqn.primitive.name, eqn.outvars[0].aval
+        if name == "conv_general_dilated":
+            rhs = eqn.invars[1].aval
+            out_features = rhs.shape[eqn.params["dimension_numbers"].rhs_spec[0]]
+            total += out.size * (rhs.size // out_features) // math.prod(eqn.params["lhs_dilation"])
+        elif name == "dot_general":
+            (contracting, _), _ = eqn.params["dimension_numbers"]
+            total += out.size * math.prod(eqn.invars[0].aval.shape[d] for d in contracting)
+        steps = eqn.params["length"] if name == "scan" else 1
+        total += steps * sum(jaxpr_macs(sub) for sub in jax.extend.core.jaxprs_in_params(eqn.params))
+    return total
+
+
+def traced_macs(model: nn.Module, input_shape: tuple[int, ...]) -> int:
+    """Multiply-adds of one image through `model` in eval mode, read from the jaxpr of its apply.
+
+    Unlike `summary`, which counts the conv and dense modules it sees called, this counts every
+    convolution and matrix product the computation contains, whoever wrote it (lax calls inside a
+    module, a replacement `conv_general_dilated`), as XLA would run it.
+    """
+    kwargs = {"train": False} if "train" in inspect.signature(type(model).__call__).parameters else {}
+    rngs = {"params": jax.random.PRNGKey(0), "dropout": jax.random.PRNGKey(1)}
+    x = jax.ShapeDtypeStruct((1, *input_shape), jnp.float32)
+    variables = jax.eval_shape(lambda x: model.init(rngs, x, **kwargs), x)
+    closed = jax.make_jaxpr(lambda v, x: model.apply(v, x, **kwargs))(variables, x)
+    return jaxpr_macs(closed.jaxpr)
 
 
 def _shape_str(y: Any) -> str:

@@ -9,6 +9,8 @@ from typing import Any
 
 import flax.linen as nn
 
+from jaxcnn import cpu_ops
+
 
 @dataclasses.dataclass(frozen=True)
 class ModelInfo:
@@ -67,12 +69,10 @@ def register_model(
 
 def list_models() -> list[str]:
     """Returns the registered model names, sorted."""
-    _load_families()
     return sorted(_MODELS)
 
 
 def _lookup(name: str):
-    _load_families()
     if name not in _MODELS:
         close = difflib.get_close_matches(name, _MODELS, n=3)
         hint = f" Did you mean {', '.join(close)}?" if close else ""
@@ -86,22 +86,24 @@ def model_info(name: str) -> ModelInfo:
 
 
 def create_model(
-    name: str, num_classes: int | None = None, cpu_kernels: str = "auto", **overrides: Any
+    name: str, num_classes: int | None = None, *, cpu_kernels: str = "auto", **overrides: Any
 ) -> nn.Module:
     """Builds the flax linen module registered as `name`.
 
     Args:
       name: a name from `list_models()`.
       num_classes: number of outputs; the registered default (e.g. 10 for MNIST nets) if None.
+      cpu_kernels: "auto" (default) or "on": on the CPU backend the model's plain conv, norm, act
+        and pool are replaced by jaxcnn.cpu_ops' faster XLA:CPU formulations (same parameters and
+        results); "off": plain flax on every backend. Other backends always get plain flax.
       **overrides: constructor fields to change, e.g. `dtype=jnp.bfloat16` or `dropout_rate=0.3`.
 
     Returns:
       An unbound `flax.linen.Module`; use `init(rng, x, train=False)` and `apply(variables, x, ...)`.
     """
+    if cpu_kernels not in cpu_ops.CPU_KERNELS:
+        raise ValueError(f"cpu_kernels must be one of {cpu_ops.CPU_KERNELS}, got {cpu_kernels!r}")
     constructor, registered, info = _lookup(name)
-    # Placeholder for config.model.cpu_kernels (configs branch): the kernels branch gives it effect.
-    if cpu_kernels not in ("auto", "on", "off"):
-        raise ValueError(f"cpu_kernels={cpu_kernels!r}; allowed: auto, on, off")
     kwargs = dict(registered)  # never mutate the table
     if num_classes is not None:
         if not isinstance(num_classes, int) or num_classes < 1:
@@ -113,9 +115,5 @@ def create_model(
         raise ValueError(f"unknown override(s) {unknown} for model {name!r}; allowed: {sorted(fields)}")
     kwargs.update(overrides)
     kwargs.setdefault("num_classes", info.num_classes)
+    kwargs.update(cpu_ops.injected_parts(constructor, kwargs, cpu_kernels))
     return constructor(**kwargs)
-
-
-def _load_families() -> None:
-    # Importing the families fills the table; done lazily so `registry` has no import cycle.
-    from jaxcnn import models  # noqa: F401

@@ -10,12 +10,6 @@ from helpers import ROOT
 
 PACKAGE = ROOT / "jaxcnn"
 
-# The one edge still allowed to close a cycle: registry._load_families imports jaxcnn.models (inside
-# a function) to fill the table that every family registers into. Removing it is issue 12's "one
-# row per variant" work on registry/models; when it is gone, test_the_allowed_edge_is_still_needed
-# fails: delete the entry then.
-ALLOWED = {("jaxcnn.registry", "jaxcnn.models")}
-
 
 def module_name(path) -> str:
     parts = path.relative_to(ROOT).with_suffix("").parts
@@ -48,12 +42,12 @@ def imported_modules(path, modules: set[str]) -> set[str]:
     return found
 
 
-def import_graph(allowed=frozenset()) -> dict[str, set[str]]:
-    """module -> the jaxcnn modules it imports, without the `allowed` (importer, imported) edges."""
+def import_graph() -> dict[str, set[str]]:
+    """module -> the jaxcnn modules it imports."""
     paths = sorted(PACKAGE.rglob("*.py"))
     modules = {module_name(p) for p in paths}
     graph = {module_name(p): imported_modules(p, modules) for p in paths}
-    return {m: {t for t in targets if (m, t) not in allowed} for m, targets in graph.items()}
+    return graph
 
 
 def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
@@ -92,18 +86,12 @@ def test_the_cycle_finder_finds_a_cycle():
 
 
 def test_no_import_cycle_among_jaxcnn_modules():
-    cycle = find_cycle(import_graph(ALLOWED))
+    cycle = find_cycle(import_graph())
     assert cycle is None, " -> ".join(cycle)
-
-
-def test_the_allowed_edge_is_still_needed():
-    graph = import_graph()
-    for importer, imported in ALLOWED:
-        assert imported in graph[importer], f"{importer} no longer imports {imported}: remove it from ALLOWED"
-    assert find_cycle(graph) is not None, "the graph is acyclic without allowances: empty ALLOWED"
 
 
 def test_train_and_evaluate_do_not_import_each_other():
     graph = import_graph()
+    assert "jaxcnn.models" not in graph["jaxcnn.registry"]  # the package imports the families
     assert "jaxcnn.train" not in graph["jaxcnn.evaluate"]
     assert "jaxcnn.train" not in graph["jaxcnn.build"] and "jaxcnn.evaluate" not in graph["jaxcnn.build"]

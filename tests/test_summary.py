@@ -1,9 +1,12 @@
 """jaxcnn.summary: per-layer output shapes, parameters and multiply-adds against hand counts."""
 
 import flax.linen as nn
+import jax
+import jax.numpy as jnp
 import pytest
 
 import jaxcnn
+from jaxcnn.model_summary import jaxpr_macs, traced_macs
 from jaxcnn.model_summary import main as summary_main
 
 
@@ -162,3 +165,54 @@ def test_alexnet_2012_summary_is_the_papers_table():
     expected = {"conv1": "55x55x96", "conv2": "27x27x256", "conv3": "13x13x384", "conv4": "13x13x384",
                 "conv5": "13x13x256", "pool5": "6x6x256"}  # fmt: skip
     assert {k: shapes[k] for k in expected} == expected
+
+
+# What a plain model computes, read from its jaxpr, is what the summary and the registry count.
+# lenet5's C3 runs as a dense 5x5 conv with zeros at the 36 of 96 map pairs Table I leaves out
+# (XLA:CPU's grouped convolutions are far slower): 10 x 10 positions x 25 weights each.
+TRACED = [("lenet5", 32, 10 * 10 * 25 * (6 * 16 - 60)), ("lenet5_modern", 32, 0), ("mobilenet_v2", 32, 0)]
+
+
+@pytest.mark.parametrize("name, size, zeros", TRACED, ids=[t[0] for t in TRACED])
+def test_traced_macs_of_a_plain_model_are_the_summarys(name, size, zeros):
+    shape = (size, size, jaxcnn.model_info(name).input_size[-1])
+    model = jaxcnn.create_model(name, cpu_kernels="off")
+    summary = jaxcnn.summary(model, shape, print_fn=None, depth=2)
+    assert traced_macs(model, shape) == summary.macs + zeros
+    if name == "mobilenet_v2":  # the summary counts the depthwise 3x3s, so the trace saw them too
+        assert sum(r.macs for r in summary.rows if r.path.endswith("/dw")) > 0
+
+
+def test_jaxpr_macs_count_convolutions_dots_and_transposed_convolutions():
+    x = jnp.ones((1, 8, 8, 16))
+    up = nn.ConvTranspose(8, (2, 2), strides=(2, 2))
+    variables = up.init(jax.random.PRNGKey(0), x)
+    assert jaxpr_macs(jax.make_jaxpr(up.apply)(variables, x).jaxpr) == 8 * 8 * 16 * (2 * 2 * 8)
+    dw = nn.Conv(16, (3, 3), feature_group_count=16)
+    variables = dw.init(jax.random.PRNGKey(0), x)
+    assert jaxpr_macs(jax.make_jaxpr(dw.apply)(variables, x).jaxpr) == 8 * 8 * 16 * 9
+    scanned = jax.make_jaxpr(lambda a: jax.lax.scan(lambda c, _: (c @ a, None), a, length=3)[0])
+    assert jaxpr_macs(scanned(jnp.ones((4, 4))).jaxpr) == 3 * 4 * 4 * 4
+
+
+# ImageNet models with a torchvision counterpart: each must carry its reference MACs as data.
+TORCHVISION = (
+    "alexnet", "vgg11", "vgg13", "vgg16", "vgg19", "vgg11_bn", "vgg13_bn", "vgg16_bn", "vgg19_bn",
+    "googlenet_tv", "inception_v3", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",
+    "resnext50_32x4d", "resnext101_32x8d", "resnext101_64x4d", "wide_resnet50_2", "wide_resnet101_2",
+    "densenet121", "densenet161", "densenet169", "densenet201", "mobilenet_v2",
+)  # fmt: skip
+
+
+def test_imagenet_models_with_a_torchvision_counterpart_register_their_macs():
+    assert [n for n in TORCHVISION if jaxcnn.model_info(n).gmacs is None] == []
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", jaxcnn.list_models())
+def test_traced_macs_of_every_plain_model_are_the_registered_gmacs(name):
+    info = jaxcnn.model_info(name)
+    zeros = {n: z for n, _, z in TRACED}.get(name, 0)  # lenet5's C3 zeros are traced, not registered
+    macs = traced_macs(jaxcnn.create_model(name, cpu_kernels="off"), info.input_size) - zeros
+    decimals = len(repr(info.gmacs).partition(".")[2])
+    assert macs / 1e9 == pytest.approx(info.gmacs, rel=1e-3, abs=0.5 * 10.0**-decimals)

@@ -8,9 +8,9 @@ import jax.numpy as jnp
 import pytest
 
 import jaxcnn
-from jaxcnn.layers import BatchNorm
+from jaxcnn.layers import BatchNorm, ConvNormAct
 from jaxcnn.models import inception as inc
-from jaxcnn.models.googlenet import INCEPTION_V1, ConvUnit
+from jaxcnn.models.googlenet import INCEPTION_V1
 
 FAMILY = ("googlenet", "googlenet_tv", "inception_v3", "inception_v4", "inception_resnet_v2")
 
@@ -68,7 +68,7 @@ class SlimInceptionResNetV2(nn.Module):
     @nn.compact
     def __call__(self, x):
         norm = functools.partial(BatchNorm, use_running_average=True, epsilon=1e-3)
-        unit = functools.partial(ConvUnit, conv=functools.partial(nn.Conv, use_bias=False), norm=norm)
+        unit = functools.partial(ConvNormAct, conv=functools.partial(nn.Conv, use_bias=False), norm=norm)
         mixed = functools.partial(inc.Mixed, unit=unit, count_include_pad=False)
         up = functools.partial(nn.Conv, use_bias=True)
         x = unit(32, (3, 3), 2, "VALID")(x)
@@ -77,7 +77,7 @@ class SlimInceptionResNetV2(nn.Module):
         x = nn.max_pool(x, (3, 3), (2, 2))
         x = unit(192, (3, 3), 1, "VALID")(unit(80, (1, 1))(x))
         x = nn.max_pool(x, (3, 3), (2, 2))
-        x = mixed(((inc.Conv(96, 1),), *inc.v3_a(64)[1:]))(x)  # Mixed_5b: 96 + 64 + 96 + 64 maps
+        x = mixed(((inc.ConvSpec(96, 1),), *inc.v3_a(64)[1:]))(x)  # Mixed_5b: 96 + 64 + 96 + 64 maps
         for _ in range(10):
             x = mixed(inc.IR_A, residual_scale=0.17, up_conv=up)(x)
         x = mixed(inc.reduction_a(256, 256, 384, 384))(x)
@@ -262,6 +262,6 @@ def test_features_and_average_pool_padding(name, width, include_pad):
         )
     assert out.shape == (1, width) and seen == {include_pad}
     ones = jnp.ones((1, 3, 3, 1))
-    pool = inc.Mixed(((inc.AVG,),), unit=ConvUnit, count_include_pad=include_pad)
+    pool = inc.Mixed(((inc.AVG,),), unit=ConvNormAct, count_include_pad=include_pad)
     corner = pool.apply({}, ones)[0, 0, 0, 0]
     assert corner == pytest.approx(4 / 9 if include_pad else 1.0)

@@ -10,6 +10,7 @@ Convolutional Networks", ECCV: Sec. 3 and Fig. 3 (architecture), Sec. 5 (the "1 
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -17,7 +18,14 @@ import jax
 import jax.numpy as jnp
 from jax.sharding import PartitionSpec as P
 
-from jaxcnn.layers import Conv, DenseAsConv, LocalResponseNorm, MaxPool, adaptive_avg_pool, dense_window, relu
+from jaxcnn.layers import (
+    DenseAsConv,
+    LocalResponseNorm,
+    MaxPool,
+    adaptive_avg_pool,
+    dense_window,
+    mean_over_positions,
+)
 from jaxcnn.registry import register_model
 
 KRIZHEVSKY_2012 = (
@@ -90,6 +98,7 @@ class AlexNet(nn.Module):
         shard_map, as XLA would otherwise gather them). Needs a mesh with that axis in context
         (`with jax.set_mesh(mesh):` around the jitted call); shard the kernels' last dim over it
         (sharding.param_sharding) to keep each tower's parameters on its device only.
+      conv, act, pool: the convolution, activation and max-pool (flax's nn.Conv, nn.relu, nn.max_pool).
     """
 
     layers: tuple[Any, ...] = ALEXNET_2012
@@ -104,6 +113,9 @@ class AlexNet(nn.Module):
     tower_axis: str | None = None
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     def _init(self, name):
         bias = nn.initializers.ones if name in self.one_bias else nn.initializers.zeros
@@ -114,7 +126,7 @@ class AlexNet(nn.Module):
         pads = ((0, 0), (0, 0))
         if self.ceil_pool:
             pads = tuple((0, -(-(n - 3) // 2) * 2 + 3 - n) for n in x.shape[1:3])
-        return MaxPool(3, 2, pads, name=name)(x)
+        return MaxPool(3, 2, pads, pool=self.pool, name=name)(x)
 
     def _placement(self):
         """place(x, split): x's maps split over the towers' devices, or whole on each (an exchange)."""
@@ -140,7 +152,7 @@ class AlexNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         if self.dropout_on not in ("outputs", "inputs"):
             raise ValueError(f"dropout_on must be 'outputs' or 'inputs', got {self.dropout_on!r}")
-        conv = functools.partial(Conv, dtype=self.dtype)
+        conv = functools.partial(self.conv, dtype=self.dtype)
         dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
         place = self._placement()
         x = x.astype(self.dtype)
@@ -163,7 +175,7 @@ class AlexNet(nn.Module):
                     features, (kernel, kernel), (stride, stride), [(pad, pad)] * 2,
                     feature_group_count=groups, **self._init(f"conv{n_conv}"), **on_towers,
                 )(x)  # fmt: skip
-                x = place(relu(x), split=True)
+                x = place(self.act(x), split=True)
 
         x = place(x, split=False)  # fc6 sees both towers' maps
         window = dense_window(self, f"fc{n_conv + 1}", x, self.adaptive_pool)
@@ -180,12 +192,12 @@ class AlexNet(nn.Module):
 
         for i, width in enumerate(self.hidden):
             x = dropout(x) if self.dropout_on == "inputs" else x
-            x = relu(fc(i, width, x))
+            x = self.act(fc(i, width, x))
             x = dropout(x) if self.dropout_on == "outputs" and i < len(self.hidden) - 1 else x
         if features_only:
-            return _mean_over_positions(x)
+            return mean_over_positions(x)
         x = dropout(x) if self.dropout_on == "outputs" else x  # the output of the last hidden layer
-        return _mean_over_positions(fc(len(self.hidden), self.num_classes, x))
+        return mean_over_positions(fc(len(self.hidden), self.num_classes, x))
 
 
 def _tower_conv(axis: str, towers: int):
@@ -208,11 +220,6 @@ def _tower_conv(axis: str, towers: int):
         return jax.shard_map(local, in_specs=(spec, spec), out_specs=spec, axis_names={axis})(lhs, rhs)
 
     return conv
-
-
-def _mean_over_positions(x):
-    """Dense evaluation's spatial average of a (N, H, W, C) map; (N, C) passes through."""
-    return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
 
 
 _alexnet = functools.partial(register_model, constructor=AlexNet, input_size=(224, 224, 3), num_classes=1000)

@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, max_pool
+from jaxcnn.layers import BatchNorm, ConvNormAct
 from jaxcnn.registry import register_model
 
 REDMON_2017 = "Redmon & Farhadi 2017, YOLO9000: Better, Faster, Stronger"
@@ -30,36 +30,27 @@ DARKNET19_BODY = (
 
 # darknet's own initialisation (the papers give none): uniform in +-sqrt(2 / fan_in).
 DARKNET_INIT = nn.initializers.variance_scaling(2.0 / 3.0, "fan_in", "uniform")
+# Every darknet conv but the classifier is followed by BN and leaky ReLU (slope 0.1).
+LEAKY_RELU = functools.partial(nn.leaky_relu, negative_slope=0.1)
 
 
-def _parts(dtype, train):
-    conv = functools.partial(Conv, use_bias=False, dtype=dtype, kernel_init=DARKNET_INIT)
-    norm = functools.partial(BatchNorm, use_running_average=not train, dtype=dtype)
-    act = functools.partial(nn.leaky_relu, negative_slope=0.1)
-    return conv, norm, act
+def _units(module: nn.Module, train: bool):
+    """unit(features, kernel, stride, name): darknet's convolutional layer, conv (no bias, padding
+    k // 2 as darknet's pad=1) - BN - leaky ReLU, from the model's conv, norm and act."""
+    conv = functools.partial(module.conv, use_bias=False, dtype=module.dtype, kernel_init=DARKNET_INIT)
+    norm = functools.partial(module.norm, use_running_average=not train, dtype=module.dtype)
+
+    def unit(features, kernel, stride, name):
+        pad = ((kernel // 2,) * 2,) * 2
+        return ConvNormAct(features, (kernel, kernel), stride, pad, conv, norm, module.act, name=name)
+
+    return unit
 
 
-def _classify(x, num_classes, dtype, name):
+def _classify(module: nn.Module, x, name):
     # 1x1 conv with bias to the classes, then the global average pool.
-    x = Conv(num_classes, (1, 1), dtype=dtype, kernel_init=DARKNET_INIT, name=name)(x)
+    x = module.conv(module.num_classes, (1, 1), dtype=module.dtype, kernel_init=DARKNET_INIT, name=name)(x)
     return jnp.mean(x, axis=(1, 2))
-
-
-class ConvUnit(nn.Module):
-    """Conv (padding k // 2, as darknet's pad=1) - BN - leaky ReLU, darknet's convolutional layer."""
-
-    features: int
-    kernel: int
-    stride: int
-    conv: Callable[..., nn.Module]
-    norm: Callable[..., nn.Module]
-    act: Callable[[Any], Any]
-
-    @nn.compact
-    def __call__(self, x):
-        pad = ((self.kernel // 2,) * 2,) * 2
-        x = self.conv(self.features, (self.kernel,) * 2, (self.stride,) * 2, pad, name="conv")(x)
-        return self.act(self.norm(name="bn")(x))
 
 
 class Darknet19(nn.Module):
@@ -69,42 +60,49 @@ class Darknet19(nn.Module):
 
     Attributes:
       body: the layers before the classifier, (filters, kernel) or "M" (2x2/2 max-pool).
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, leaky ReLU with slope 0.1, nn.max_pool).
     """
 
     body: tuple[Any, ...] = DARKNET19_BODY
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable[[Any], Any] = LEAKY_RELU
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
-        conv, norm, act = _parts(self.dtype, train)
+        unit = _units(self, train)
         x = x.astype(self.dtype)
         index = 0
         for layer in self.body:
             if layer == "M":
-                x = max_pool(x, (2, 2), strides=(2, 2))
+                x = self.pool(x, (2, 2), strides=(2, 2))
                 continue
             index += 1
             features, kernel = layer
-            x = ConvUnit(features, kernel, 1, conv, norm, act, name=f"conv{index}")(x)
+            x = unit(features, kernel, 1, name=f"conv{index}")(x)
         if features_only:
             return jnp.mean(x, axis=(1, 2))
         # The 19th conv: 1x1 to the classes, linear with a bias and no BN, then the global pool.
-        return _classify(x, self.num_classes, self.dtype, f"conv{index + 1}")
+        return _classify(self, x, f"conv{index + 1}")
 
 
 class Residual(nn.Module):
-    """Darknet-53 residual unit (YOLOv3 Table 1): 1x1 conv to half the channels, 3x3 conv back, add."""
+    """Darknet-53 residual unit (YOLOv3 Table 1): 1x1 conv to half the channels, 3x3 conv back, add.
 
-    conv: Callable[..., nn.Module]
-    norm: Callable[..., nn.Module]
-    act: Callable[[Any], Any]
+    `unit` is `_units`' darknet convolutional layer, bound by the parent.
+    """
+
+    unit: Callable[..., nn.Module]
 
     @nn.compact
     def __call__(self, x):
         channels = x.shape[-1]
-        y = ConvUnit(channels // 2, 1, 1, self.conv, self.norm, self.act, name="conv1")(x)
-        y = ConvUnit(channels, 3, 1, self.conv, self.norm, self.act, name="conv2")(y)
+        y = self.unit(channels // 2, 1, 1, name="conv1")(x)
+        y = self.unit(channels, 3, 1, name="conv2")(y)
         return x + y
 
 
@@ -115,30 +113,35 @@ class Darknet53(nn.Module):
     Attributes:
       stem_features: filters of the first 3x3 conv.
       stage_blocks: residual units per stage; each stage doubles the channels and halves the size.
+      conv, norm, act: the convolution, BatchNorm and activation (flax's nn.Conv, layers.BatchNorm,
+        leaky ReLU with slope 0.1).
     """
 
     stem_features: int = 32
     stage_blocks: tuple[int, ...] = (1, 2, 8, 8, 4)
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable[[Any], Any] = LEAKY_RELU
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
-        conv, norm, act = _parts(self.dtype, train)
+        unit = _units(self, train)
         x = x.astype(self.dtype)
         features = self.stem_features
-        x = ConvUnit(features, 3, 1, conv, norm, act, name="conv1")(x)
+        x = unit(features, 3, 1, name="conv1")(x)
         for s, blocks in enumerate(self.stage_blocks, start=1):
             features *= 2
-            x = ConvUnit(features, 3, 2, conv, norm, act, name=f"down{s}")(x)
+            x = unit(features, 3, 2, name=f"down{s}")(x)
             for b in range(1, blocks + 1):
-                x = Residual(conv, norm, act, name=f"stage{s}_block{b}")(x)
+                x = Residual(unit, name=f"stage{s}_block{b}")(x)
         if features_only:
             return jnp.mean(x, axis=(1, 2))
         # Table 1's "Avgpool, Connected 1000" as darknet runs it: the 1x1 conv (= the fc, with its
         # bias) before the pool. Linear, so the logits are the same; the paper's 18.7 Bn FLOPs
         # (2 x 9.350 G multiply-adds) count the classifier at 8x8.
-        return _classify(x, self.num_classes, self.dtype, "fc")
+        return _classify(self, x, "fc")
 
 
 _darknet = functools.partial(register_model, num_classes=1000, small_input_size=32)

@@ -14,7 +14,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, max_pool, relu
+from jaxcnn.layers import BatchNorm
 from jaxcnn.registry import register_model
 
 HUANG_2017 = "Huang et al. 2017, Densely Connected Convolutional Networks"
@@ -66,6 +66,8 @@ class DenseNet(nn.Module):
       bn_size: bottleneck width factor: the 1x1 conv produces bn_size * k maps (4k, Sec. 3).
       compression: theta, the fraction of maps a transition keeps (0.5 for DenseNet-BC).
       drop_rate: dropout after each 3x3 conv (0 on ImageNet; 0.2 for C10/C100 without augmentation).
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, nn.relu, nn.max_pool).
     """
 
     block_layers: tuple[int, ...] = (6, 12, 24, 16)
@@ -76,20 +78,24 @@ class DenseNet(nn.Module):
     drop_rate: float = 0.0
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable[[Any], Any] = nn.relu
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         # He et al. 2015 normal initialisation for convolutions, as torchvision; BN gamma 1, beta 0.
         conv = functools.partial(
-            Conv, use_bias=False, dtype=self.dtype, kernel_init=nn.initializers.he_normal()
+            self.conv, use_bias=False, dtype=self.dtype, kernel_init=nn.initializers.he_normal()
         )
-        norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
-        act = relu
+        norm = functools.partial(self.norm, use_running_average=not train, dtype=self.dtype)
+        act = self.act
 
         x = x.astype(self.dtype)
         x = conv(self.stem_features, (7, 7), strides=(2, 2), padding=((3, 3), (3, 3)), name="conv0")(x)
         x = act(norm(name="norm0")(x))
-        x = max_pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
+        x = self.pool(x, (3, 3), strides=(2, 2), padding=((1, 1), (1, 1)))
 
         features = self.stem_features
         for b, layers in enumerate(self.block_layers, start=1):

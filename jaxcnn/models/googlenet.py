@@ -15,15 +15,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import (
-    BatchNorm,
-    Conv,
-    LocalResponseNorm,
-    adaptive_avg_pool,
-    max_pool,
-    relu,
-    window_avg_pool,
-)
+from jaxcnn.layers import BatchNorm, ConvNormAct, LocalResponseNorm, adaptive_avg_pool, window_avg_pool
 from jaxcnn.registry import register_model
 
 SZEGEDY_2015 = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -42,16 +34,17 @@ INCEPTION_V1 = {
 }
 
 
-def max_pool_ceil(x, window: int, stride: int):
+def max_pool_ceil(x, window: int, stride: int, pool: Callable = nn.max_pool):
     """Max-pool rounding the output size up (Caffe; torchvision's ceil_mode=True), no padding.
 
     A last partial window at the bottom/right is kept: e.g. 112 -> 56 and 15 -> 7 with 3x3/2.
+    `pool` has nn.max_pool's signature.
     """
     pads = []
     for n in x.shape[1:3]:
         out = -(-(n - window) // stride) + 1
         pads.append((0, max(0, (out - 1) * stride + window - n)))
-    return max_pool(x, (window, window), (stride, stride), padding=pads)
+    return pool(x, (window, window), (stride, stride), padding=pads)
 
 
 def classifier_pool(x, input_shape, window: int):
@@ -68,38 +61,20 @@ def classifier_pool(x, input_shape, window: int):
     return window_avg_pool(x, window)
 
 
-class ConvUnit(nn.Module):
-    """conv -> optional norm -> act: the unit of all the Inception networks (torchvision's BasicConv2d)."""
-
-    features: int
-    kernel_size: tuple[int, int]
-    strides: int = 1
-    padding: Any = "SAME"
-    conv: Callable[..., nn.Module] = Conv
-    norm: Callable[..., nn.Module] | None = None
-    act: Callable = relu
-
-    @nn.compact
-    def __call__(self, x):
-        s = (self.strides, self.strides)
-        x = self.conv(self.features, self.kernel_size, strides=s, padding=self.padding, name="conv")(x)
-        if self.norm is not None:
-            x = self.norm(name="bn")(x)
-        return self.act(x)
-
-
 class InceptionModule(nn.Module):
     """Fig. 2(b): 1x1 | 1x1 -> 3x3 | 1x1 -> 5x5 | 3x3/1 max-pool -> 1x1, concatenated on channels.
 
     Attributes:
       filters: the Table 1 row (#1x1, #3x3 reduce, #3x3, #5x5 reduce, #5x5, pool proj).
       kernel5: kernel of the "5x5" branch (5 in the paper; torchvision's GoogLeNet uses 3).
-      unit: ConvUnit with conv, norm and act bound by the parent.
+      unit: layers.ConvNormAct with conv, norm and act bound by the parent.
+      pool: the max-pool of the pool branch (nn.max_pool's signature).
     """
 
     filters: tuple[int, int, int, int, int, int]
     kernel5: int
     unit: Callable[..., nn.Module]
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x):
@@ -108,7 +83,7 @@ class InceptionModule(nn.Module):
         b1 = unit(f1, (1, 1), name="conv_1x1")(x)
         b2 = unit(f3, (3, 3), name="conv_3x3")(unit(f3r, (1, 1), name="conv_3x3_reduce")(x))
         b3 = unit(f5, (k, k), name="conv_5x5")(unit(f5r, (1, 1), name="conv_5x5_reduce")(x))
-        pooled = max_pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)))
+        pooled = self.pool(x, (3, 3), (1, 1), padding=((1, 1), (1, 1)))
         b4 = unit(fp, (1, 1), name="pool_proj")(pooled)
         return jnp.concatenate([b1, b2, b3, b4], axis=-1)
 
@@ -126,7 +101,7 @@ class AuxClassifier(nn.Module):
     adaptive_pool: bool
     unit: Callable[..., nn.Module]
     dense: Callable[..., nn.Module]
-    act: Callable = relu
+    act: Callable = nn.relu
 
     @nn.compact
     def __call__(self, x, train: bool = False):
@@ -153,6 +128,8 @@ class GoogLeNet(nn.Module):
       aux_dropout_rate: in the auxiliary heads (70%, Sec. 5).
       aux_adaptive_pool: torchvision's adaptive 4x4 pool in the aux heads instead of 5x5/3.
       kernel_init, bias_init: initialisers of the conv and hidden fc layers (classifier biases 0).
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, nn.relu, nn.max_pool).
     """
 
     num_classes: int = 1000
@@ -167,22 +144,27 @@ class GoogLeNet(nn.Module):
     aux_adaptive_pool: bool = False
     kernel_init: Callable = nn.initializers.lecun_uniform()
     bias_init: Callable = nn.initializers.constant(0.2)
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         inits = dict(kernel_init=self.kernel_init, bias_init=self.bias_init)
-        conv = functools.partial(Conv, use_bias=not self.batch_norm, dtype=self.dtype, **inits)
+        conv = functools.partial(self.conv, use_bias=not self.batch_norm, dtype=self.dtype, **inits)
         norm = None
         if self.batch_norm:
-            norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
-        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=relu)
+            norm = functools.partial(self.norm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
+        unit = functools.partial(ConvNormAct, conv=conv, norm=norm, act=self.act)
+        pool_ceil = functools.partial(max_pool_ceil, pool=self.pool)
         dense = functools.partial(nn.Dense, dtype=self.dtype, **inits)
         # Caffe's bvlc_googlenet LRN: n=5, alpha=1e-4 (divided by n), beta=0.75, k=1.
         lrn = functools.partial(LocalResponseNorm, size=5, alpha=1e-4 / 5, beta=0.75, k=1.0)
-        inception = functools.partial(InceptionModule, kernel5=self.kernel5, unit=unit)
+        inception = functools.partial(InceptionModule, kernel5=self.kernel5, unit=unit, pool=self.pool)
         aux = functools.partial(
             AuxClassifier, num_classes=self.num_classes, dropout_rate=self.aux_dropout_rate,
-            adaptive_pool=self.aux_adaptive_pool, unit=unit, dense=dense,
+            adaptive_pool=self.aux_adaptive_pool, unit=unit, dense=dense, act=self.act,
         )  # fmt: skip
         with_aux = self.aux_logits and not features_only and (train or self.is_initializing())
         # Out of training the heads are only run at init, to create their parameters: on an empty
@@ -190,22 +172,22 @@ class GoogLeNet(nn.Module):
 
         input_shape, x = x.shape, x.astype(self.dtype)
         x = unit(64, (7, 7), strides=2, padding=3, name="conv1_7x7")(x)
-        x = max_pool_ceil(x, 3, 2)
+        x = pool_ceil(x, 3, 2)
         x = lrn(name="norm1")(x) if self.lrn else x
         x = unit(64, (1, 1), name="conv2_3x3_reduce")(x)
         x = unit(192, (3, 3), name="conv2_3x3")(x)
         x = lrn(name="norm2")(x) if self.lrn else x
-        x = max_pool_ceil(x, 3, 2)
+        x = pool_ceil(x, 3, 2)
         x = inception(INCEPTION_V1["3a"], name="inception_3a")(x)
         x = inception(INCEPTION_V1["3b"], name="inception_3b")(x)
-        x = max_pool_ceil(x, 3, 2)
+        x = pool_ceil(x, 3, 2)
         aux_outputs = []
         for block in ("4a", "4b", "4c", "4d", "4e"):
             x = inception(INCEPTION_V1[block], name=f"inception_{block}")(x)
             if with_aux and block in ("4a", "4d"):
                 head = aux(name=f"aux{len(aux_outputs) + 1}")
                 aux_outputs.append(head(x if train else x[:0], train))
-        x = max_pool_ceil(x, self.pool4_window, 2)
+        x = pool_ceil(x, self.pool4_window, 2)
         x = inception(INCEPTION_V1["5a"], name="inception_5a")(x)
         x = inception(INCEPTION_V1["5b"], name="inception_5b")(x)
         x = classifier_pool(x, input_shape, 7)  # Table 1's 7x7/1 average pool (7x7 map at 224)

@@ -15,9 +15,8 @@ from typing import Any, NamedTuple
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn import layers
-from jaxcnn.layers import BatchNorm, max_pool, relu
-from jaxcnn.models.googlenet import ConvUnit, classifier_pool
+from jaxcnn.layers import BatchNorm, ConvNormAct
+from jaxcnn.models.googlenet import classifier_pool
 from jaxcnn.registry import register_model
 
 SZEGEDY_2016 = "Szegedy et al. 2016, Rethinking the Inception Architecture for Computer Vision"
@@ -27,7 +26,7 @@ SZEGEDY_2017 = (
 V = "VALID"
 
 
-class Conv(NamedTuple):
+class ConvSpec(NamedTuple):
     """A conv unit of a branch: filters, kernel (int or (h, w)), stride, padding."""
 
     features: int
@@ -36,24 +35,25 @@ class Conv(NamedTuple):
     padding: str = "SAME"
 
 
-class Pool(NamedTuple):
+class PoolSpec(NamedTuple):
     """A 3x3 pool of a branch: "avg" or "max"; stride 1 keeps the size (pad 1), stride 2 is VALID."""
 
     kind: str
     stride: int = 1
 
 
-class Split(NamedTuple):
+class FilterBank(NamedTuple):
     """Parallel convs on the same input, concatenated (the expanded filter banks, v3 Fig. 7)."""
 
-    convs: tuple[Conv, ...]
+    convs: tuple[ConvSpec, ...]
 
 
-AVG, MAX2 = Pool("avg"), Pool("max", 2)
+AVG, MAX2 = PoolSpec("avg"), PoolSpec("max", 2)
 
 
 class Mixed(nn.Module):
-    """Branches (each a sequence of Conv / Pool / Split) applied to x, concatenated on channels.
+    """Branches (each a sequence of ConvSpec / PoolSpec / FilterBank) applied to x, concatenated on
+    channels; `unit` (layers.ConvNormAct) and `pool` (nn.max_pool's signature) come from the parent.
 
     With `residual_scale`, an Inception-ResNet block (2017, Sec. 3.2 and 3.3): the concatenation is
     projected back to the input width by a linear 1x1 conv (bias, no BatchNorm), scaled, added to x,
@@ -65,7 +65,8 @@ class Mixed(nn.Module):
     count_include_pad: bool = True
     residual_scale: float | None = None
     up_conv: Callable[..., nn.Module] | None = None
-    act: Callable = relu
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x):
@@ -78,16 +79,16 @@ class Mixed(nn.Module):
             y = x
             for j, op in enumerate(branch):
                 name = f"branch{i}_{j}"
-                if isinstance(op, Split):
+                if isinstance(op, FilterBank):
                     y = jnp.concatenate(
                         [conv(c, y, f"{name}{'abcd'[k]}") for k, c in enumerate(op.convs)], -1
                     )
-                elif isinstance(op, Pool):
+                elif isinstance(op, PoolSpec):
                     strides, pad = (op.stride, op.stride), ((1, 1), (1, 1)) if op.stride == 1 else V
                     if op.kind == "avg":
                         y = nn.avg_pool(y, (3, 3), strides, pad, count_include_pad=self.count_include_pad)
                     else:
-                        y = max_pool(y, (3, 3), strides, pad)
+                        y = self.pool(y, (3, 3), strides, pad)
                 else:
                     y = conv(op, y, name)
             outputs.append(y)
@@ -103,33 +104,39 @@ class Mixed(nn.Module):
 # (InceptionE).
 def v3_a(pool_features: int) -> tuple:
     return (
-        (Conv(64, 1),),
-        (Conv(48, 1), Conv(64, 5)),
-        (Conv(64, 1), Conv(96, 3), Conv(96, 3)),
-        (AVG, Conv(pool_features, 1)),
+        (ConvSpec(64, 1),),
+        (ConvSpec(48, 1), ConvSpec(64, 5)),
+        (ConvSpec(64, 1), ConvSpec(96, 3), ConvSpec(96, 3)),
+        (AVG, ConvSpec(pool_features, 1)),
     )
 
 
 def v3_c(c7: int) -> tuple:
     return (
-        (Conv(192, 1),),
-        (Conv(c7, 1), Conv(c7, (1, 7)), Conv(192, (7, 1))),
-        (Conv(c7, 1), Conv(c7, (7, 1)), Conv(c7, (1, 7)), Conv(c7, (7, 1)), Conv(192, (1, 7))),
-        (AVG, Conv(192, 1)),
+        (ConvSpec(192, 1),),
+        (ConvSpec(c7, 1), ConvSpec(c7, (1, 7)), ConvSpec(192, (7, 1))),
+        (
+            ConvSpec(c7, 1),
+            ConvSpec(c7, (7, 1)),
+            ConvSpec(c7, (1, 7)),
+            ConvSpec(c7, (7, 1)),
+            ConvSpec(192, (1, 7)),
+        ),
+        (AVG, ConvSpec(192, 1)),
     )
 
 
-V3_B = ((Conv(384, 3, 2, V),), (Conv(64, 1), Conv(96, 3), Conv(96, 3, 2, V)), (MAX2,))
+V3_B = ((ConvSpec(384, 3, 2, V),), (ConvSpec(64, 1), ConvSpec(96, 3), ConvSpec(96, 3, 2, V)), (MAX2,))
 V3_D = (
-    (Conv(192, 1), Conv(320, 3, 2, V)),
-    (Conv(192, 1), Conv(192, (1, 7)), Conv(192, (7, 1)), Conv(192, 3, 2, V)),
+    (ConvSpec(192, 1), ConvSpec(320, 3, 2, V)),
+    (ConvSpec(192, 1), ConvSpec(192, (1, 7)), ConvSpec(192, (7, 1)), ConvSpec(192, 3, 2, V)),
     (MAX2,),
 )
 V3_E = (
-    (Conv(320, 1),),
-    (Conv(384, 1), Split((Conv(384, (1, 3)), Conv(384, (3, 1))))),
-    (Conv(448, 1), Conv(384, 3), Split((Conv(384, (1, 3)), Conv(384, (3, 1))))),
-    (AVG, Conv(192, 1)),
+    (ConvSpec(320, 1),),
+    (ConvSpec(384, 1), FilterBank((ConvSpec(384, (1, 3)), ConvSpec(384, (3, 1))))),
+    (ConvSpec(448, 1), ConvSpec(384, 3), FilterBank((ConvSpec(384, (1, 3)), ConvSpec(384, (3, 1))))),
+    (AVG, ConvSpec(192, 1)),
 )
 INCEPTION_V3 = (
     ("Mixed_5b", v3_a(32)), ("Mixed_5c", v3_a(64)), ("Mixed_5d", v3_a(64)),
@@ -157,11 +164,11 @@ class InceptionAux(nn.Module):
     conv: Callable[..., nn.Module]
     norm: Callable[..., nn.Module]
     dense: Callable[..., nn.Module]
-    act: Callable = relu
+    act: Callable = nn.relu
 
     @nn.compact
     def __call__(self, x):
-        unit = functools.partial(ConvUnit, conv=self.conv, norm=self.norm, act=self.act)
+        unit = functools.partial(ConvNormAct, conv=self.conv, norm=self.norm, act=self.act)
         if min(x.shape[1:3]) >= 5:
             x = nn.avg_pool(x, (5, 5), (3, 3))
         x = unit(128, (1, 1), name="conv0")(x)
@@ -178,40 +185,46 @@ class Inception3(nn.Module):
       aux_logits: build the auxiliary head on Mixed_6e; in training the model returns
         `(logits, (aux_logits,))`. It is created at init in any mode.
       dropout_rate: before the classifier (torchvision: 0.5).
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, nn.relu, nn.max_pool).
     """
 
     num_classes: int = 1000
     dtype: Any = jnp.float32
     aux_logits: bool = True
     dropout_rate: float = 0.5
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         # torchvision: BN eps 1e-3, convs without bias, init trunc_normal(std=0.1, a=-2, b=2), whose
         # bounds are 20 sigma away: a plain normal.
         init = nn.initializers.normal(0.1)
-        conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype, kernel_init=init)
-        norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
+        conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype, kernel_init=init)
+        norm = functools.partial(self.norm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
         dense = functools.partial(
             nn.Dense, dtype=self.dtype, kernel_init=init, bias_init=nn.initializers.zeros
         )
-        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=relu)
+        unit = functools.partial(ConvNormAct, conv=conv, norm=norm, act=self.act)
         with_aux = self.aux_logits and not features_only and (train or self.is_initializing())
 
         input_shape, x = x.shape, x.astype(self.dtype)
         x = unit(32, (3, 3), 2, V, name="Conv2d_1a_3x3")(x)
         x = unit(32, (3, 3), 1, V, name="Conv2d_2a_3x3")(x)
         x = unit(64, (3, 3), name="Conv2d_2b_3x3")(x)
-        x = max_pool(x, (3, 3), (2, 2))
+        x = self.pool(x, (3, 3), (2, 2))
         x = unit(80, (1, 1), 1, V, name="Conv2d_3b_1x1")(x)
         x = unit(192, (3, 3), 1, V, name="Conv2d_4a_3x3")(x)
-        x = max_pool(x, (3, 3), (2, 2))
+        x = self.pool(x, (3, 3), (2, 2))
         aux = ()
         for name, branches in INCEPTION_V3:
-            x = Mixed(branches, unit, name=name)(x)
+            x = Mixed(branches, unit, act=self.act, pool=self.pool, name=name)(x)
             if with_aux and name == "Mixed_6e":
                 # Out of training the head is only initialised, on an empty batch (no MACs).
-                head = InceptionAux(self.num_classes, conv, norm, dense, name="AuxLogits")
+                head = InceptionAux(self.num_classes, conv, norm, dense, self.act, name="AuxLogits")
                 aux = (head(x if train else x[:0]),)
         x = classifier_pool(x, input_shape, 8)  # Table 1's 8x8 pool (the 8x8 map at 299)
         if features_only:
@@ -222,53 +235,68 @@ class Inception3(nn.Module):
 
 
 # 2017 paper. Stem of both networks (Fig. 3): 299x299x3 -> 35x35x384; 1x7 before 7x1 as in TF-slim.
-STEM_3A = ((MAX2,), (Conv(96, 3, 2, V),))
+STEM_3A = ((MAX2,), (ConvSpec(96, 3, 2, V),))
 STEM_4A = (
-    (Conv(64, 1), Conv(96, 3, 1, V)),
-    (Conv(64, 1), Conv(64, (1, 7)), Conv(64, (7, 1)), Conv(96, 3, 1, V)),
+    (ConvSpec(64, 1), ConvSpec(96, 3, 1, V)),
+    (ConvSpec(64, 1), ConvSpec(64, (1, 7)), ConvSpec(64, (7, 1)), ConvSpec(96, 3, 1, V)),
 )
-STEM_5A = ((Conv(192, 3, 2, V),), (MAX2,))
+STEM_5A = ((ConvSpec(192, 3, 2, V),), (MAX2,))
 
 # Inception-v4's modules (Figs. 4, 5, 6, 8), branches in the order of the authors' TF-slim code.
 V4_A = (
-    (Conv(96, 1),),
-    (Conv(64, 1), Conv(96, 3)),
-    (Conv(64, 1), Conv(96, 3), Conv(96, 3)),
-    (AVG, Conv(96, 1)),
+    (ConvSpec(96, 1),),
+    (ConvSpec(64, 1), ConvSpec(96, 3)),
+    (ConvSpec(64, 1), ConvSpec(96, 3), ConvSpec(96, 3)),
+    (AVG, ConvSpec(96, 1)),
 )
 V4_B = (
-    (Conv(384, 1),),
-    (Conv(192, 1), Conv(224, (1, 7)), Conv(256, (7, 1))),
-    (Conv(192, 1), Conv(192, (7, 1)), Conv(224, (1, 7)), Conv(224, (7, 1)), Conv(256, (1, 7))),
-    (AVG, Conv(128, 1)),
+    (ConvSpec(384, 1),),
+    (ConvSpec(192, 1), ConvSpec(224, (1, 7)), ConvSpec(256, (7, 1))),
+    (
+        ConvSpec(192, 1),
+        ConvSpec(192, (7, 1)),
+        ConvSpec(224, (1, 7)),
+        ConvSpec(224, (7, 1)),
+        ConvSpec(256, (1, 7)),
+    ),
+    (AVG, ConvSpec(128, 1)),
 )
 V4_C = (
-    (Conv(256, 1),),
-    (Conv(384, 1), Split((Conv(256, (1, 3)), Conv(256, (3, 1))))),
-    (Conv(384, 1), Conv(448, (3, 1)), Conv(512, (1, 3)), Split((Conv(256, (1, 3)), Conv(256, (3, 1))))),
-    (AVG, Conv(256, 1)),
+    (ConvSpec(256, 1),),
+    (ConvSpec(384, 1), FilterBank((ConvSpec(256, (1, 3)), ConvSpec(256, (3, 1))))),
+    (
+        ConvSpec(384, 1),
+        ConvSpec(448, (3, 1)),
+        ConvSpec(512, (1, 3)),
+        FilterBank((ConvSpec(256, (1, 3)), ConvSpec(256, (3, 1)))),
+    ),
+    (AVG, ConvSpec(256, 1)),
 )
 V4_REDUCTION_B = (
-    (Conv(192, 1), Conv(192, 3, 2, V)),
-    (Conv(256, 1), Conv(256, (1, 7)), Conv(320, (7, 1)), Conv(320, 3, 2, V)),
+    (ConvSpec(192, 1), ConvSpec(192, 3, 2, V)),
+    (ConvSpec(256, 1), ConvSpec(256, (1, 7)), ConvSpec(320, (7, 1)), ConvSpec(320, 3, 2, V)),
     (MAX2,),
 )
 
 # Inception-ResNet-v2's modules (Figs. 16, 17, 19, 18): branches before the linear 1x1 up-projection.
-IR_A = ((Conv(32, 1),), (Conv(32, 1), Conv(32, 3)), (Conv(32, 1), Conv(48, 3), Conv(64, 3)))
-IR_B = ((Conv(192, 1),), (Conv(128, 1), Conv(160, (1, 7)), Conv(192, (7, 1))))
-IR_C = ((Conv(192, 1),), (Conv(192, 1), Conv(224, (1, 3)), Conv(256, (3, 1))))
+IR_A = (
+    (ConvSpec(32, 1),),
+    (ConvSpec(32, 1), ConvSpec(32, 3)),
+    (ConvSpec(32, 1), ConvSpec(48, 3), ConvSpec(64, 3)),
+)
+IR_B = ((ConvSpec(192, 1),), (ConvSpec(128, 1), ConvSpec(160, (1, 7)), ConvSpec(192, (7, 1))))
+IR_C = ((ConvSpec(192, 1),), (ConvSpec(192, 1), ConvSpec(224, (1, 3)), ConvSpec(256, (3, 1))))
 IR_REDUCTION_B = (
-    (Conv(256, 1), Conv(384, 3, 2, V)),
-    (Conv(256, 1), Conv(288, 3, 2, V)),
-    (Conv(256, 1), Conv(288, 3), Conv(320, 3, 2, V)),
+    (ConvSpec(256, 1), ConvSpec(384, 3, 2, V)),
+    (ConvSpec(256, 1), ConvSpec(288, 3, 2, V)),
+    (ConvSpec(256, 1), ConvSpec(288, 3), ConvSpec(320, 3, 2, V)),
     (MAX2,),
 )
 
 
 def reduction_a(k: int, l: int, m: int, n: int) -> tuple:  # noqa: E741  (the paper's letters)
     """Fig. 7, with the filter numbers k, l, m, n of Table 1."""
-    return ((Conv(n, 3, 2, V),), (Conv(k, 1), Conv(l, 3), Conv(m, 3, 2, V)), (MAX2,))
+    return ((ConvSpec(n, 3, 2, V),), (ConvSpec(k, 1), ConvSpec(l, 3), ConvSpec(m, 3, 2, V)), (MAX2,))
 
 
 class InceptionV4(nn.Module):
@@ -283,6 +311,8 @@ class InceptionV4(nn.Module):
       residual_scales: None for v4; for Inception-ResNet the scale of the residuals of the A, B and
         C blocks (Sec. 3.3: "between 0.1 and 0.3").
       dropout_rate: before the classifier (keep 0.8, Figs. 9 and 15).
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, nn.relu, nn.max_pool).
     """
 
     num_classes: int = 1000
@@ -293,17 +323,22 @@ class InceptionV4(nn.Module):
     reduction_b: tuple = V4_REDUCTION_B
     residual_scales: tuple[float, float, float] | None = None
     dropout_rate: float = 0.2
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         # The paper is silent on init and BN constants: the authors' TF-slim code (He-normal fan-in
         # convs, BN eps 1e-3, Glorot-uniform classifier).
         init = dict(kernel_init=nn.initializers.he_normal(), bias_init=nn.initializers.zeros)
-        conv = functools.partial(layers.Conv, use_bias=False, dtype=self.dtype, **init)
-        norm = functools.partial(BatchNorm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
-        unit = functools.partial(ConvUnit, conv=conv, norm=norm, act=relu)
-        mixed = functools.partial(Mixed, unit=unit, count_include_pad=False)  # TF's SAME avg-pool
-        up_conv = functools.partial(layers.Conv, use_bias=True, dtype=self.dtype, **init)
+        conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype, **init)
+        norm = functools.partial(self.norm, use_running_average=not train, epsilon=1e-3, dtype=self.dtype)
+        unit = functools.partial(ConvNormAct, conv=conv, norm=norm, act=self.act)
+        # count_include_pad=False: TF's SAME avg-pool
+        mixed = functools.partial(Mixed, unit=unit, count_include_pad=False, act=self.act, pool=self.pool)
+        up_conv = functools.partial(self.conv, use_bias=True, dtype=self.dtype, **init)
 
         input_shape, x = x.shape, x.astype(self.dtype)
         x = unit(32, (3, 3), 2, V, name="stem_conv1")(x)

@@ -8,6 +8,7 @@ initialisation), Fig. 3 (RBF prototypes).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -15,7 +16,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from jaxcnn.layers import Conv, max_pool, relu
 from jaxcnn.registry import register_model
 
 LECUN_1998 = "LeCun et al. 1998, Gradient-Based Learning Applied to Document Recognition"
@@ -142,10 +142,14 @@ class LeNet5(nn.Module):
     +-1 centres (the digit bitmaps): logits_i = -||F6 - w_i||^2. Softmax cross-entropy on these
     logits is the paper's MAP criterion (Sec. II-C, eq. 9) without its constant rubbish class.
     The 840 centres are constants, not parameters, so the trainable count is the paper's 60,000.
+
+    Attributes:
+      conv: the convolution of C1 and C5 (flax's nn.Conv signature).
     """
 
     num_classes: int = 10
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
@@ -153,7 +157,7 @@ class LeNet5(nn.Module):
         x = x.astype(self.dtype)
 
         def conv(features, fan_in, name):
-            return Conv(
+            return self.conv(
                 features, (5, 5), padding="VALID", dtype=self.dtype,
                 kernel_init=lecun_uniform(fan_in), name=name,
             )  # fmt: skip
@@ -183,6 +187,7 @@ class ConvPoolNet(nn.Module):
       padding: "VALID" (LeNet geometry on 32x32) or "SAME" (28x28 kept to 7x7).
       hidden: widths of the hidden dense layers (ReLU).
       dropout_rate: dropout before each hidden dense layer; 0 disables it.
+      conv, act, pool: the convolution, activation and max-pool (flax's nn.Conv, nn.relu, nn.max_pool).
     """
 
     conv_features: tuple[int, ...] = (6, 16)
@@ -191,17 +196,20 @@ class ConvPoolNet(nn.Module):
     dropout_rate: float = 0.0
     num_classes: int = 10
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         x = x.astype(self.dtype)
         for i, features in enumerate(self.conv_features):
-            x = Conv(features, (5, 5), padding=self.padding, dtype=self.dtype, name=f"conv{i + 1}")(x)
-            x = max_pool(relu(x), (2, 2), strides=(2, 2))
+            x = self.conv(features, (5, 5), padding=self.padding, dtype=self.dtype, name=f"conv{i + 1}")(x)
+            x = self.pool(self.act(x), (2, 2), strides=(2, 2))
         x = x.reshape(x.shape[0], -1)
         for i, width in enumerate(self.hidden):
             x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-            x = relu(nn.Dense(width, dtype=self.dtype, name=f"fc{i + 1}")(x))
+            x = self.act(nn.Dense(width, dtype=self.dtype, name=f"fc{i + 1}")(x))
         if features_only:
             return x
         return nn.Dense(self.num_classes, dtype=self.dtype, name="fc_out")(x)

@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, relu
+from jaxcnn.layers import BatchNorm
 from jaxcnn.registry import register_model
 
 HOWARD_2017 = "Howard et al. 2017, MobileNets: Efficient Convolutional Neural Networks for Mobile Vision"
@@ -44,18 +44,10 @@ def _make_divisible(value: float, divisor: int = 8) -> int:
     return rounded + divisor if rounded < 0.9 * value else rounded
 
 
-def _parts(dtype, train):
-    # He normal (fan_out) convolutions, BN gamma 1 / beta 0, fc N(0, 0.01): torchvision's choice;
-    # neither paper states an initialisation.
-    conv = functools.partial(
-        Conv, use_bias=False, dtype=dtype,
-        kernel_init=nn.initializers.variance_scaling(2.0, "fan_out", "normal"),
-    )  # fmt: skip
-    norm = functools.partial(BatchNorm, use_running_average=not train, dtype=dtype)
-    dense = functools.partial(
-        nn.Dense, dtype=dtype, kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.zeros
-    )
-    return conv, norm, dense
+# He normal (fan_out) convolutions, BN gamma 1 / beta 0, fc N(0, 0.01): torchvision's choice;
+# neither paper states an initialisation.
+CONV_INIT = nn.initializers.variance_scaling(2.0, "fan_out", "normal")
+FC_INIT = dict(kernel_init=nn.initializers.normal(0.01), bias_init=nn.initializers.zeros)
 
 
 class DepthwiseSeparable(nn.Module):
@@ -83,6 +75,8 @@ class MobileNetV1(nn.Module):
       width_multiplier: alpha of Sec. 3.3; scales every layer's filters.
       body: (depthwise stride, pointwise filters) per depthwise-separable layer.
       dropout_rate: dropout before the fc layer (the paper uses none).
+      conv, norm, act: the convolution, BatchNorm and activation (flax's nn.Conv, layers.BatchNorm,
+        nn.relu: every layer is followed by BN and ReLU, Sec. 3.2).
     """
 
     width_multiplier: float = 1.0
@@ -90,11 +84,15 @@ class MobileNetV1(nn.Module):
     dropout_rate: float = 0.0
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable[[Any], Any] = nn.relu
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
-        conv, norm, dense = _parts(self.dtype, train)
-        act = relu  # every layer is followed by BN and ReLU (Sec. 3.2)
+        conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype, kernel_init=CONV_INIT)
+        norm = functools.partial(self.norm, use_running_average=not train, dtype=self.dtype)
+        act = self.act
         width = lambda c: int(c * self.width_multiplier)
 
         x = x.astype(self.dtype)
@@ -105,7 +103,7 @@ class MobileNetV1(nn.Module):
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return dense(self.num_classes, name="fc")(x)
+        return nn.Dense(self.num_classes, dtype=self.dtype, **FC_INIT, name="fc")(x)
 
 
 class InvertedResidual(nn.Module):
@@ -144,6 +142,8 @@ class MobileNetV2(nn.Module):
       body: (expansion t, channels c, repeats n, first stride s) per stage.
       last_features: channels of the final 1x1 conv.
       dropout_rate: dropout before the classifier (0.2 as torchvision).
+      conv, norm, act: the convolution, BatchNorm and activation (flax's nn.Conv, layers.BatchNorm,
+        and ReLU6, robust in low-precision computation, Sandler et al., Sec. 4).
     """
 
     width_multiplier: float = 1.0
@@ -152,11 +152,15 @@ class MobileNetV2(nn.Module):
     dropout_rate: float = 0.2
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable[[Any], Any] = nn.relu6
 
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
-        conv, norm, dense = _parts(self.dtype, train)
-        act = nn.relu6  # ReLU6, robust in low-precision computation (Sandler et al., Sec. 4)
+        conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype, kernel_init=CONV_INIT)
+        norm = functools.partial(self.norm, use_running_average=not train, dtype=self.dtype)
+        act = self.act
         width = lambda c: _make_divisible(c * self.width_multiplier)
 
         x = x.astype(self.dtype)
@@ -176,7 +180,7 @@ class MobileNetV2(nn.Module):
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)
-        return dense(self.num_classes, name="classifier")(x)
+        return nn.Dense(self.num_classes, dtype=self.dtype, **FC_INIT, name="classifier")(x)
 
 
 _mobilenet = functools.partial(register_model, input_size=(224, 224, 3), num_classes=1000)

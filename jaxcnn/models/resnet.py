@@ -16,7 +16,7 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, Conv, DropPath, SqueezeExcite, max_pool, relu
+from jaxcnn.layers import BatchNorm, DropPath, SqueezeExcite
 from jaxcnn.registry import register_model
 
 ModuleDef = Any
@@ -52,7 +52,7 @@ class ResidualBlock(nn.Module):
     out_features: int
     conv: ModuleDef
     norm: ModuleDef
-    act: Callable = relu
+    act: Callable = nn.relu
     shortcut: str = "projection"
     preact: bool = False
     preactivated: bool = False
@@ -89,7 +89,9 @@ class ResidualBlock(nn.Module):
                 if not last:
                     y = self.act(y)
         if self.se_reduction:
-            y = SqueezeExcite(self.se_reduction, dtype=self.dtype, name="se")(y)
+            # The SE gates are 1x1 convs with biases and flax's default (LeCun normal) init.
+            se_conv = functools.partial(self.conv, use_bias=True, kernel_init=nn.initializers.lecun_normal())
+            y = SqueezeExcite(self.se_reduction, self.dtype, se_conv, self.act, name="se")(y)
         y = DropPath(self.drop_path_rate, name="drop_path")(y, train)
 
         if self.shortcut != "none":
@@ -128,6 +130,8 @@ class ResNet(nn.Module):
         Sec. 3, linear decay rule).
       dropout_rate: dropout between the convs of each unit (wide ResNets; 0.3 in their paper).
       zero_init_last_bn: zero-init the last BN gamma of each branch (last conv if preact).
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, nn.relu, nn.max_pool).
     """
 
     stage_sizes: tuple[int, ...] = (2, 2, 2, 2)
@@ -146,6 +150,10 @@ class ResNet(nn.Module):
     zero_init_last_bn: bool = False
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: ModuleDef = nn.Conv
+    norm: ModuleDef = BatchNorm
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     def _branch(self, width: int, stride: int) -> tuple[tuple[int, int, int, int], ...]:
         if self.block == "basic":
@@ -171,9 +179,9 @@ class ResNet(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         self._validate()
-        conv = functools.partial(Conv, use_bias=False, dtype=self.dtype, kernel_init=he_normal_fan_out)
-        norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
-        act = relu
+        conv = functools.partial(self.conv, use_bias=False, dtype=self.dtype, kernel_init=he_normal_fan_out)
+        norm = functools.partial(self.norm, use_running_average=not train, dtype=self.dtype)
+        act = self.act
         x = x.astype(self.dtype)
 
         if self.stem == "imagenet":
@@ -182,7 +190,7 @@ class ResNet(nn.Module):
             x = conv(self.stem_width, (3, 3), padding=[(1, 1)] * 2, name="conv1")(x)
         x = act(norm(name="bn1")(x))
         if self.stem == "imagenet":
-            x = max_pool(x, (3, 3), strides=(2, 2), padding=[(1, 1)] * 2)
+            x = self.pool(x, (3, 3), strides=(2, 2), padding=[(1, 1)] * 2)
 
         total, index = sum(self.stage_sizes), 0
         expansion = 1 if self.block == "basic" else 4

@@ -13,7 +13,6 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import Conv, max_pool, relu
 from jaxcnn.registry import register_model
 
 RONNEBERGER_2015 = "Ronneberger et al. 2015, U-Net: Convolutional Networks for Biomedical Image Segmentation"
@@ -56,6 +55,7 @@ class UNet(nn.Module):
       padding: "VALID" (the paper: 572 -> 388; sizes 16 b + 124 with b >= 4) or "SAME" (output as
         large as the input; sizes divisible by 2 ** (levels - 1)).
       dropout_rate: drop-out at the end of the contracting path (Sec. 3; the rate is not given).
+      conv, act, pool: the convolution, activation and max-pool (flax's nn.Conv, nn.relu, nn.max_pool).
     """
 
     features: tuple[int, ...] = (64, 128, 256, 512, 1024)
@@ -63,6 +63,9 @@ class UNet(nn.Module):
     dropout_rate: float = 0.5
     num_classes: int = 2
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    act: Callable[[Any], Any] = nn.relu
+    pool: Callable = nn.max_pool
 
     def _check_size(self, size: int):
         if self.padding not in ("VALID", "SAME"):
@@ -88,14 +91,14 @@ class UNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         for size in x.shape[1:3]:
             self._check_size(size)
-        conv = functools.partial(Conv, padding=self.padding, dtype=self.dtype, kernel_init=HE_NORMAL)
-        act = relu
+        conv = functools.partial(self.conv, padding=self.padding, dtype=self.dtype, kernel_init=HE_NORMAL)
+        act = self.act
 
         x = x.astype(self.dtype)
         skips = []
         for i, features in enumerate(self.features, start=1):
             if i > 1:
-                x = max_pool(x, (2, 2), strides=(2, 2))
+                x = self.pool(x, (2, 2), strides=(2, 2))
             x = DoubleConv(features, conv, act, name=f"contract{i}")(x)
             skips.append(x)
         # Drop-out at the end of the contracting path (Sec. 3).
@@ -112,7 +115,7 @@ class UNet(nn.Module):
             x = DoubleConv(features, conv, act, name=f"expand{i}")(x)
         if features_only:
             return x
-        return Conv(self.num_classes, (1, 1), dtype=self.dtype, kernel_init=HE_NORMAL, name="final")(x)
+        return self.conv(self.num_classes, (1, 1), dtype=self.dtype, kernel_init=HE_NORMAL, name="final")(x)
 
 
 register_model(

@@ -8,6 +8,7 @@ and initialisation), Table 3 (single-scale errors).
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable
 from typing import Any
 
 import flax.linen as nn
@@ -15,13 +16,11 @@ import jax.numpy as jnp
 
 from jaxcnn.layers import (
     BatchNorm,
-    Conv,
     DenseAsConv,
     LocalResponseNorm,
     adaptive_avg_pool,
     dense_window,
-    max_pool,
-    relu,
+    mean_over_positions,
 )
 from jaxcnn.registry import register_model
 
@@ -61,6 +60,8 @@ class VGG(nn.Module):
         the fc7 map.
       hidden: widths of fc6 and fc7.
       dropout_rate: dropout on the outputs of fc6 and fc7 (Sec. 3.1); 0 disables it.
+      conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
+        layers.BatchNorm, nn.relu, nn.max_pool).
     """
 
     config: tuple[Any, ...] = VGG_D
@@ -71,6 +72,10 @@ class VGG(nn.Module):
     dropout_rate: float = 0.5
     num_classes: int = 1000
     dtype: Any = jnp.float32
+    conv: Callable[..., nn.Module] = nn.Conv
+    norm: Callable[..., nn.Module] = BatchNorm
+    act: Callable = nn.relu
+    pool: Callable = nn.max_pool
 
     def _inits(self):
         if self.weight_init == "glorot":
@@ -83,15 +88,15 @@ class VGG(nn.Module):
     @nn.compact
     def __call__(self, x, train: bool = False, features_only: bool = False):
         conv_init, dense_init = self._inits()
-        conv = functools.partial(Conv, padding="SAME", dtype=self.dtype, kernel_init=conv_init)
-        norm = functools.partial(BatchNorm, use_running_average=not train, dtype=self.dtype)
+        conv = functools.partial(self.conv, padding="SAME", dtype=self.dtype, kernel_init=conv_init)
+        norm = functools.partial(self.norm, use_running_average=not train, dtype=self.dtype)
         dense = functools.partial(nn.Dense, dtype=self.dtype, kernel_init=dense_init)
-        act = relu
+        act = self.act
         x = x.astype(self.dtype)
         block, index, n_lrn = 1, 0, 0
         for layer in self.config:
             if layer == "M":
-                x = max_pool(x, (2, 2), strides=(2, 2))
+                x = self.pool(x, (2, 2), strides=(2, 2))
                 block, index = block + 1, 0
             elif layer == "LRN":
                 n_lrn += 1
@@ -119,13 +124,8 @@ class VGG(nn.Module):
             x = act(fc(i, width, x))
             x = dropout(x) if i < len(self.hidden) - 1 else x
         if features_only:
-            return _mean_over_positions(x)
-        return _mean_over_positions(fc(len(self.hidden), self.num_classes, dropout(x)))
-
-
-def _mean_over_positions(x):
-    """Dense evaluation's spatial average of a (N, H, W, C) map (sum-pooling, Sec. 3.2); (N, C) as is."""
-    return x if x.ndim == 2 else jnp.mean(x, axis=(1, 2))
+            return mean_over_positions(x)
+        return mean_over_positions(fc(len(self.hidden), self.num_classes, dropout(x)))
 
 
 # Each variant is a configuration of Table 1 (config=VGG_A is A, ...); reported: Table 3's errors

@@ -1,7 +1,10 @@
-"""The CPU fast paths of jaxcnn.layers give flax's numbers: 1x1 convolutions as matrix products (with
-a hand-written backward pass), k x k kernel gradients summed over chunks of the batch, depthwise
+"""jaxcnn.cpu_ops gives plain flax's numbers: 1x1 convolutions as matrix products (with a
+hand-written backward pass), k x k kernel gradients summed over chunks of the batch, depthwise
 convolutions as shifted multiply-adds, grouped ones as per-group matmuls, the fused BatchNorm, ReLU
-differentiated through its output, and max-pooling with a one-sweep backward pass."""
+differentiated through its output, and max-pooling with a one-sweep backward pass; create_model
+injects them on CPU only, and a plain model has none of their custom differentiation rules."""
+
+import pathlib
 
 import flax.linen as nn
 import jax
@@ -9,8 +12,16 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from jaxcnn import layers
-from jaxcnn.layers import BatchNorm, Conv, _batch_norm_train, _moments, _normalize, max_pool, relu
+from jaxcnn import cpu_ops, layers, registry
+from jaxcnn.cpu_ops import (
+    BatchNorm,
+    Conv,
+    _batch_norm_train,
+    _moments,
+    _normalize,
+    max_pool,
+    relu_from_output,
+)
 
 CASES = [
     dict(features=8, kernel_size=(1, 1)),
@@ -52,11 +63,11 @@ def test_conv_kernel_gradient_summed_over_chunks_of_the_batch_is_exact(strides, 
     # A budget of 8 examples' maps: 24 examples are 3 interleaved chunks.
     x = jax.random.normal(jax.random.PRNGKey(0), (24, 6, 6, 3))
     out = (6 // strides[0]) ** 2 * 5
-    monkeypatch.setattr(layers, "KERNEL_GRADIENT_CHUNK_BYTES", 8 * (6 * 6 * 3 + out) * 4)
-    assert layers._kernel_gradient_chunks(x, jnp.zeros((3, 3, 3, 5)), strides, [(1, 1), (1, 1)]) == 3
+    monkeypatch.setattr(cpu_ops, "KERNEL_GRADIENT_CHUNK_BYTES", 8 * (6 * 6 * 3 + out) * 4)
+    assert cpu_ops._kernel_gradient_chunks(x, jnp.zeros((3, 3, 3, 5)), strides, [(1, 1), (1, 1)]) == 3
     chunked = []
-    spatial = layers._spatial
-    monkeypatch.setattr(layers, "_spatial", lambda *args: chunked.append(args[-1]) or spatial(*args))
+    spatial = cpu_ops._spatial
+    monkeypatch.setattr(cpu_ops, "_spatial", lambda *args: chunked.append(args[-1]) or spatial(*args))
     _assert_conv_matches_flax_conv(  # kernel gradients are sums of 864 terms
         dict(features=5, kernel_size=(3, 3), strides=strides, padding=padding), x, grad_atol=1e-4
     )
@@ -71,7 +82,7 @@ def _close(a, b, tol=1e-5):
 def test_batch_norm_matches_flax_batch_norm(scale_init):
     x = jax.random.normal(jax.random.PRNGKey(0), (6, 5, 5, 8)) * 3.0 + 1.5
     ours = BatchNorm(scale_init=getattr(nn.initializers, scale_init))
-    reference = nn.BatchNorm(momentum=0.9, epsilon=1e-5, scale_init=getattr(nn.initializers, scale_init))
+    reference = layers.BatchNorm(scale_init=getattr(nn.initializers, scale_init))
     variables = reference.init(jax.random.PRNGKey(1), x, use_running_average=False)
     _close(ours.init(jax.random.PRNGKey(1), x, use_running_average=False), variables, tol=0)
     variables = {
@@ -88,7 +99,7 @@ def test_batch_norm_matches_flax_batch_norm(scale_init):
                 use_running_average=False,
                 mutable=["batch_stats"],
             )
-            return jnp.vdot(relu(y), cotangent), updates
+            return jnp.vdot(relu_from_output(y), cotangent), updates
 
         return f
 
@@ -142,9 +153,10 @@ def test_batch_norm_in_bfloat16_keeps_float32_statistics():
 
 def test_relu_gradient_is_jax_relu_gradient_including_zero():
     x = jnp.array([-2.0, -0.0, 0.0, 1e-30, 3.0])
-    np.testing.assert_array_equal(relu(x), jax.nn.relu(x))
+    np.testing.assert_array_equal(relu_from_output(x), jax.nn.relu(x))
     np.testing.assert_array_equal(
-        jax.grad(lambda x: jnp.sum(relu(x) * 7.0))(x), jax.grad(lambda x: jnp.sum(jax.nn.relu(x) * 7.0))(x)
+        jax.grad(lambda x: jnp.sum(relu_from_output(x) * 7.0))(x),
+        jax.grad(lambda x: jnp.sum(jax.nn.relu(x) * 7.0))(x),
     )
 
 
@@ -168,3 +180,121 @@ def test_max_pool_matches_flax_values_and_gradients_with_ties(shape, window, str
     g_ref = jax.grad(lambda x: jnp.vdot(nn.max_pool(x, window, strides, padding), cotangent))(x)
     np.testing.assert_allclose(g_ours, g_ref, rtol=1e-6, atol=1e-6)
     assert int(jnp.sum(g_ours != 0)) > 0
+
+
+@pytest.mark.parametrize("norm", [BatchNorm, layers.BatchNorm], ids=["cpu_ops", "plain"])
+def test_batch_norm_train_output_is_accurate_on_a_large_mean(norm):
+    # torch's BatchNorm2d is within 1e-5 of the exact value here; a one-pass E[x^2] - E[x]^2 in
+    # float32 is 2.4e-4 away (four digits of the variance cancel against 100^2).
+    x = 100.0 + np.random.default_rng(0).standard_normal((16, 7, 7, 8))
+    mean, var = x.mean(axis=(0, 1, 2)), x.var(axis=(0, 1, 2))
+    exact = (x - mean) / np.sqrt(var + 1e-5)
+    module = norm(use_running_average=False)
+    variables = module.init(jax.random.PRNGKey(0), jnp.asarray(x, jnp.float32))
+    y, updates = module.apply(variables, jnp.asarray(x, jnp.float32), mutable=["batch_stats"])
+    assert np.max(np.abs(np.asarray(y, np.float64) - exact)) < 2e-5
+    np.testing.assert_allclose(updates["batch_stats"]["var"], 0.9 + 0.1 * var, rtol=1e-5)
+
+
+def test_batch_norm_gradients_match_plain_on_a_large_mean():
+    x = 100.0 + jax.random.normal(jax.random.PRNGKey(0), (8, 5, 5, 4))
+    cotangent = jax.random.normal(jax.random.PRNGKey(1), x.shape)
+    variables = layers.BatchNorm().init(jax.random.PRNGKey(2), x, use_running_average=False)
+
+    def grads(module):
+        def loss(params, x):
+            y, _ = module.apply({**variables, "params": params}, x, use_running_average=False, mutable=True)
+            return jnp.vdot(y, cotangent)
+
+        return jax.grad(loss, (0, 1))(variables["params"], x)
+
+    _close(grads(BatchNorm()), grads(layers.BatchNorm()), tol=2e-3)
+
+
+# The custom differentiation rules of cpu_ops.
+CPU_RULES = {v.__name__ for v in vars(cpu_ops).values() if isinstance(v, jax.custom_jvp | jax.custom_vjp)}
+JAXCNN = str(pathlib.Path(cpu_ops.__file__).parent)
+
+
+def _custom_calls(jaxpr) -> list[str]:
+    """Where the function of every custom_jvp/custom_vjp call in a jaxpr (sub-jaxprs included) is
+    defined: "name at file:line"."""
+    found = []
+    for eqn in jaxpr.eqns:
+        if eqn.primitive.name.startswith(("custom_jvp", "custom_vjp")):
+            found.append(eqn.params["call_jaxpr"].jaxpr.debug_info.func_src_info)
+        for sub in jax.extend.core.jaxprs_in_params(eqn.params):
+            found += _custom_calls(sub)
+    return found
+
+
+def _train_step_jaxprs(model, shape):
+    """The jaxprs of a train-mode loss and of its gradient."""
+    x = jnp.ones(shape)
+    variables = jax.eval_shape(lambda: model.init(jax.random.PRNGKey(0), x, train=False))
+
+    def loss(params, batch_stats):
+        logits, _ = model.apply(
+            {"params": params, "batch_stats": batch_stats}, x, train=True, mutable=["batch_stats"],
+            rngs={"dropout": jax.random.PRNGKey(1)},
+        )  # fmt: skip
+        return jnp.mean(logits)
+
+    args = variables["params"], variables["batch_stats"]
+    return jax.make_jaxpr(loss)(*args).jaxpr, jax.make_jaxpr(jax.grad(loss))(*args).jaxpr
+
+
+# conv (1x1, k x k with chunked kernel gradients, depthwise), BatchNorm, ReLU and the stem max-pool
+INJECTED = [
+    ("resnet18", (2, 32, 32, 3), dict(stage_sizes=(1, 1, 1, 1))),
+    ("mobilenet_v1", (2, 32, 32, 3), {}),
+]
+
+
+@pytest.mark.parametrize("name, shape, overrides", INJECTED, ids=[c[0] for c in INJECTED])
+def test_a_plain_build_has_no_jaxcnn_rules_and_auto_on_cpu_has_them(name, shape, overrides):
+    for jaxpr in _train_step_jaxprs(registry.create_model(name, cpu_kernels="off", **overrides), shape):
+        plain = _custom_calls(jaxpr)
+        assert plain and not [c for c in plain if JAXCNN in c], plain  # jax.nn.relu's own custom_jvp only
+    forward, grad = _train_step_jaxprs(registry.create_model(name, **overrides), shape)
+    rules = {c.split(" at ")[0] for c in _custom_calls(forward) + _custom_calls(grad) if JAXCNN in c}
+    expected = {"relu_from_output", "_batch_norm_train", "_pointwise"}
+    assert expected | ({"_max_pool"} if name.startswith("resnet") else set()) <= rules <= CPU_RULES
+
+
+def test_injection_replaces_only_plain_default_parts():
+    assert jax.default_backend() == "cpu"
+    model = registry.create_model("resnet18")
+    assert (model.conv, model.norm, model.act, model.pool) == (
+        cpu_ops.Conv, cpu_ops.BatchNorm, cpu_ops.relu_from_output, cpu_ops.max_pool,
+    )  # fmt: skip
+    assert registry.create_model("resnet18", cpu_kernels="on").norm is cpu_ops.BatchNorm
+    plain = registry.create_model("resnet18", cpu_kernels="off")
+    assert (plain.conv, plain.norm, plain.act, plain.pool) == (
+        nn.Conv,
+        layers.BatchNorm,
+        nn.relu,
+        nn.max_pool,
+    )
+    # ReLU6 and leaky ReLU are no ReLU: kept; a part passed explicitly is kept too.
+    assert registry.create_model("mobilenet_v2").act is nn.relu6
+    assert registry.create_model("darknet19").act.func is nn.leaky_relu
+    assert registry.create_model("resnet18", act=nn.gelu).act is nn.gelu
+    assert registry.create_model("lenet5").conv is cpu_ops.Conv
+
+
+@pytest.mark.parametrize("value", ["yes", True, None, "OFF"])
+def test_bad_cpu_kernels_is_a_one_line_error(value):
+    with pytest.raises(ValueError, match=r"cpu_kernels must be one of \('auto', 'on', 'off'\)") as error:
+        registry.create_model("lenet5", cpu_kernels=value)
+    assert "\n" not in str(error.value)
+
+
+def test_models_and_layers_define_no_custom_rules_or_backend_checks():
+    root = pathlib.Path(cpu_ops.__file__).parent
+    files = [root / "layers.py", *sorted((root / "models").glob("*.py"))]
+    assert len(files) > 5
+    for path in files:
+        text = path.read_text()
+        for word in ("custom_vjp", "custom_jvp", "default_backend"):
+            assert word not in text, f"{path.name} mentions {word}"
