@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.label_smoothing = 0.0  # e: targets (1 - e) one_hot + e / K (Inception v3 Sec. 7: 0.1)
 
     c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = "sgd"
+    c.optimizer.name = "sgd"  # or "rmsprop" (Inception v3: decay 0.9, epsilon 1.0)
     c.optimizer.base_learning_rate = 0.0  # lr = base * batch_size / reference_batch_size
     c.optimizer.reference_batch_size = 256
     c.optimizer.momentum = 0.9
@@ -65,12 +65,21 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.weight_decay = 0.0
     c.optimizer.grad_clip_norm = 0.0  # > 0: clip the gradient's global norm first
     c.optimizer.decay_all = False  # True: decay biases and norm scales too, not only kernels
+    c.optimizer.rms_decay = 0.9  # rmsprop: the squared-gradient average's decay
+    c.optimizer.rms_eps = 1.0  # rmsprop: epsilon (Inception v3 Sec. 8 uses 1.0)
 
     c.schedule = ml_collections.ConfigDict()
-    c.schedule.name = "cosine"  # or "constant", "step"
+    c.schedule.name = "cosine"  # or "constant", "step", "exponential", "plateau"
     c.schedule.warmup_epochs = 0.0
     c.schedule.boundaries_epochs = ()  # "step": epochs where lr *= decay_factor
-    c.schedule.decay_factor = 0.1
+    c.schedule.decay_factor = 0.1  # "step", "plateau": x0.1; "exponential": e.g. 0.94
+    c.schedule.decay_every_epochs = 0.0  # "exponential": lr *= decay_factor every this many epochs
+    # "plateau": lr *= decay_factor after `patience` evaluations in a row that do not improve
+    # plateau_metric by more than min_delta, at most max_reductions times (jaxcnn.optim).
+    c.schedule.patience = 1
+    c.schedule.max_reductions = 3
+    c.schedule.min_delta = 0.0
+    c.schedule.plateau_metric = "eval/top1_error"
 
     c.precision = "float32"  # or "bfloat16": bf16 compute, float32 parameters and optimizer state
     c.remat = "none"  # or "convs": keep conv/matmul outputs, recompute the rest in the backward pass
