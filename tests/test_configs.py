@@ -33,6 +33,7 @@ print(json.dumps(sorted({m.split(".")[0] for m in sys.modules} & heavy)))
 
 PAPER_RECIPES = (
     "alexnet_imagenet.py",
+    "zfnet_imagenet.py",
     "vgg_imagenet.py",
     "resnet_imagenet.py",
     "resnet_cifar10.py",

@@ -17,6 +17,7 @@ CASES = [
     pytest.param("resnet_cifar10.py:110,plain,val,smoke", marks=SLOW),
     pytest.param("alexnet_imagenet.py:2012,smoke", marks=SLOW),  # towers on the model axis
     pytest.param("alexnet_imagenet.py:torchvision,smoke", marks=SLOW),
+    pytest.param("zfnet_imagenet.py:smoke", marks=SLOW),
     pytest.param("vgg_imagenet.py:A_LRN,S256_512,smoke", marks=SLOW),
     pytest.param("googlenet_imagenet.py:smoke", marks=SLOW),
     pytest.param("inception_v3_imagenet.py:smoke", marks=SLOW),
