@@ -30,7 +30,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.input.shuffle_buffer = 60_000  # the whole of MNIST: a uniform shuffle every epoch
     c.input.cache_max_examples = 100_000  # splits up to this size stay decoded in memory
     # Training augmentation: a paper's recipe (jaxcnn.data.augment.PRESETS: none, alexnet,
-    # vgg_scale_jitter, inception_crop, resnet_scale, cifar) plus extra pixel ops, e.g.
+    # vgg_scale_jitter, vgg_s256, vgg_s384, inception_crop, resnet_scale, cifar) plus extra pixel ops, e.g.
     # "rotate(10),shift(0.1),vflip,noise(0.05),blur(1.0),color".
     c.input.train_augment = "none"
     c.input.extra_augment = ""
@@ -57,7 +57,7 @@ def base_config() -> ml_collections.ConfigDict:
     c.loss.label_smoothing = 0.0  # e: targets (1 - e) one_hot + e / K (Inception v3 Sec. 7: 0.1)
 
     c.optimizer = ml_collections.ConfigDict()
-    c.optimizer.name = "sgd"
+    c.optimizer.name = "sgd"  # or "rmsprop" (Inception v3: decay 0.9, epsilon 1.0)
     c.optimizer.base_learning_rate = 0.0  # lr = base * batch_size / reference_batch_size
     c.optimizer.reference_batch_size = 256
     c.optimizer.momentum = 0.9
@@ -65,12 +65,22 @@ def base_config() -> ml_collections.ConfigDict:
     c.optimizer.weight_decay = 0.0
     c.optimizer.grad_clip_norm = 0.0  # > 0: clip the gradient's global norm first
     c.optimizer.decay_all = False  # True: decay biases and norm scales too, not only kernels
+    c.optimizer.rms_decay = 0.9  # rmsprop: the squared-gradient average's decay
+    c.optimizer.rms_eps = 1.0  # rmsprop: epsilon (Inception v3 Sec. 8 uses 1.0)
 
     c.schedule = ml_collections.ConfigDict()
-    c.schedule.name = "cosine"  # or "constant", "step"
+    c.schedule.name = "cosine"  # or "constant", "step", "exponential", "plateau"
     c.schedule.warmup_epochs = 0.0
     c.schedule.boundaries_epochs = ()  # "step": epochs where lr *= decay_factor
-    c.schedule.decay_factor = 0.1
+    c.schedule.boundaries_steps = ()  # or the steps (papers that count iterations); one of the two
+    c.schedule.decay_factor = 0.1  # "step", "plateau": x0.1; "exponential": e.g. 0.94
+    c.schedule.decay_every_epochs = 0.0  # "exponential": lr *= decay_factor every this many epochs
+    # "plateau": lr *= decay_factor after `patience` evaluations in a row that do not improve
+    # plateau_metric by more than min_delta, at most max_reductions times (jaxcnn.optim).
+    c.schedule.patience = 1
+    c.schedule.max_reductions = 3
+    c.schedule.min_delta = 0.0
+    c.schedule.plateau_metric = "eval/top1_error"
 
     c.precision = "float32"  # or "bfloat16": bf16 compute, float32 parameters and optimizer state
     c.remat = "none"  # or "convs": keep conv/matmul outputs, recompute the rest in the backward pass
@@ -118,3 +128,32 @@ def apply_variant(config: ml_collections.ConfigDict, arg: str | None) -> ml_coll
     elif arg is not None:
         raise ValueError(f"unknown config argument {arg!r}; allowed: smoke")
     return config
+
+
+def parse_arg(arg: str | None, allowed: tuple[str, ...]) -> tuple[set[str], bool]:
+    """Splits a recipe's argument "D,S384,smoke" into its tokens (each one of `allowed`) and
+    whether "smoke" is among them; ValueError names an unknown token and what is allowed."""
+    tokens = [t for t in (arg or "").split(",") if t]
+    for token in tokens:
+        if token not in (*allowed, "smoke"):
+            raise ValueError(f"unknown config argument {token!r}; allowed: {', '.join((*allowed, 'smoke'))}")
+    return set(tokens) - {"smoke"}, "smoke" in tokens
+
+
+def one_of(tokens: set[str], group: tuple[str, ...], default: str) -> str:
+    """The token of `group` in `tokens` (default when none); ValueError when two are given."""
+    chosen = sorted(tokens & set(group))
+    if len(chosen) > 1:
+        raise ValueError(
+            f"config arguments {', '.join(chosen)} exclude each other; choose one of {', '.join(group)}"
+        )
+    return chosen[0] if chosen else default
+
+
+def smoke_imagenet(config, image_size: int) -> None:
+    """What an ImageNet recipe's smoke variant shares: tiny inputs and batches, small buffers."""
+    config.input.image_size = image_size
+    config.batch_size = config.eval_batch_size = 4
+    config.input.shuffle_buffer = 64
+    config.eval.scales = (image_size, image_size + 16)
+    config.mesh.model = 1

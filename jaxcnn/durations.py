@@ -23,7 +23,8 @@ class Durations:
       num_train_steps: the run's length in steps.
       log_every, eval_every, checkpoint_every: intervals in steps (each >= 1).
       warmup_steps: the schedule's linear warm-up (config.schedule.warmup_epochs).
-      boundaries_steps: the "step" schedule's decay steps (config.schedule.boundaries_epochs).
+      boundaries_steps: the "step" schedule's decay steps (config.schedule.boundaries_epochs, or
+        config.schedule.boundaries_steps as given: the papers that count iterations).
     """
 
     steps_per_epoch: int
@@ -70,6 +71,16 @@ def check_config(config) -> None:
     if steps <= 0 and (not _is_number(epochs, (int, float)) or epochs <= 0):
         raise ValueError(f"config.num_epochs must be > 0 (or num_train_steps > 0), got {epochs!r}")
     sched = config.schedule
+    if sched.boundaries_epochs and sched.boundaries_steps:
+        raise ValueError(
+            "set at most one of config.schedule.boundaries_epochs and config.schedule.boundaries_steps, "
+            f"got {tuple(sched.boundaries_epochs)!r} and {tuple(sched.boundaries_steps)!r}"
+        )
+    for step in sched.boundaries_steps:
+        if not _is_number(step, int) or step < 0:
+            raise ValueError(
+                f"config.schedule.boundaries_steps must be ints >= 0, got {tuple(sched.boundaries_steps)!r}"
+            )
     for epoch in (sched.warmup_epochs, *sched.boundaries_epochs):
         if not _is_number(epoch, (int, float)) or epoch < 0:
             raise ValueError(
@@ -106,5 +117,6 @@ def resolve(config, num_train_examples: int) -> Durations:
         eval_every=interval("eval_every"),
         checkpoint_every=interval("checkpoint_every"),
         warmup_steps=int(config.schedule.warmup_epochs * per_epoch),
-        boundaries_steps=tuple(int(e * per_epoch) for e in config.schedule.boundaries_epochs),
+        boundaries_steps=tuple(config.schedule.boundaries_steps)
+        or tuple(int(e * per_epoch) for e in config.schedule.boundaries_epochs),
     )

@@ -14,10 +14,10 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import build, checkpoint, evaluate, losses, preflight, run_dir, sharding
+from jaxcnn import build, checkpoint, evaluate, losses, optim, preflight, run_dir, sharding
 from jaxcnn.build import TrainState, state_sharding, variables_of
 from jaxcnn.data import input as input_lib
-from jaxcnn.metric_writer import MetricWriter, has_record
+from jaxcnn.metric_writer import MetricWriter, has_record, read_metrics
 
 
 class Preempted(Exception):
@@ -286,6 +286,9 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
             if not has_record(workdir, start, "eval/top1_error"):
                 position = data_position(config, train_split, start, steps_per_epoch)
                 eval_metrics = evaluate_and_log(start, state, position)
+                state = _after_evaluation(config, state, eval_metrics)
+            elif config.schedule.name == "plateau":  # the checkpoint precedes its logged evaluation
+                state = _after_evaluation(config, state, _recorded_evaluation(workdir, start))
         for step in range(start, num_steps):
             state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
             pending.append(metrics)
@@ -302,7 +305,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                 train = {
                     "train/loss": float(np.mean([m["loss"] for m in stacked])),
                     "train/top1_error": float(np.mean([m["top1_error"] for m in stacked])),
-                    "train/learning_rate": float(schedule(done - 1)),
+                    "train/learning_rate": float(schedule(done - 1)) * optim.rate_scale(state.opt_state),
                     "train/images_per_second": window_steps * config.batch_size / elapsed,
                     "train/seconds": elapsed,  # wall time of this window's steps (evaluations excluded)
                 }
@@ -317,6 +320,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
             ckpt.maybe_save(done, state, position, force=last or preempted)
             if done % steps.eval_every == 0 or last:
                 eval_metrics = evaluate_and_log(done, state, position)
+                state = _after_evaluation(config, state, eval_metrics)
                 window_start = time.perf_counter()  # eval time is not training throughput
             if preempted and not last:
                 raise Preempted(done, workdir, interrupted=preemption.interrupted)
@@ -329,6 +333,21 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     if not eval_metrics:  # resumed after the final step: report the saved model
         eval_metrics = evaluate_all(state)
     return eval_metrics
+
+
+# --- reduce-on-plateau hook (jaxcnn.optim.after_evaluation) ---------------------------------------
+# Each held-out evaluation updates the plateau rule's state inside opt_state, after the step's
+# checkpoint was saved: the checkpoint of an evaluation step holds the state before that evaluation,
+# and a resume from it replays the evaluation's logged metrics (or evaluates again) to continue exactly.
+def _after_evaluation(config, state, metrics):
+    return state.replace(opt_state=optim.after_evaluation(config, state.opt_state, metrics))
+
+
+def _recorded_evaluation(workdir: str, step: int) -> dict:
+    return {k: v for r in read_metrics(workdir) if r["step"] == step for k, v in r.items()}
+
+
+# --- end of the plateau hook ------------------------------------------------------------------------
 
 
 def _check_finite(losses_in_window: list[float], first_step: int) -> None:

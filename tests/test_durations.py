@@ -48,6 +48,15 @@ def test_schedule_epochs_become_steps():
     assert steps.warmup_steps == 300 and steps.boundaries_steps == (6000, 12000)
 
 
+def test_schedule_boundaries_in_steps_are_taken_as_given():
+    config = _lenet(batch_size=100)
+    config.schedule.name, config.schedule.boundaries_steps = "step", (32_000, 48_000)
+    assert durations.resolve(config, MNIST_TRAIN).boundaries_steps == (32_000, 48_000)
+    config.schedule.boundaries_epochs = (10,)
+    with pytest.raises(ValueError, match="set at most one of config.schedule.boundaries_epochs and"):
+        durations.resolve(config, MNIST_TRAIN)
+
+
 BAD = [
     ({"eval_every_steps": 100}, "set exactly one of config.eval_every_epochs and config.eval_every_steps"),
     ({"checkpoint_every_epochs": 0.0}, "set exactly one of config.checkpoint_every_epochs and"),

@@ -241,6 +241,9 @@ PRESETS = {
         ("flip", {}),
         ("lighting", {"sigma": 0.1}),
     ),
+    # VGG Sec. 3.1, single-scale training: S = 256 or S = 384 (Table 3's fixed-S rows).
+    "vgg_s256": (("random_square_crop", {"shorter": (256, 256)}), ("flip", {}), ("lighting", {"sigma": 0.1})),
+    "vgg_s384": (("random_square_crop", {"shorter": (384, 384)}), ("flip", {}), ("lighting", {"sigma": 0.1})),
     # GoogLeNet Sec. 6 / Inception v3: random-resized crop and flip; add "color" for its distortion.
     "inception_crop": (("random_resized_crop", {}), ("flip", {})),
     # ResNet Sec. 3.4: shorter side in [256, 480], random 224 crop, flip, AlexNet's colour augmentation.

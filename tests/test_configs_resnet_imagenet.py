@@ -1,4 +1,4 @@
-"""configs/resnet50_imagenet.py end to end on a fake ILSVRC2012 prepared by TFDS's real builder:
+"""configs/resnet_imagenet.py end to end on a fake ILSVRC2012 prepared by TFDS's real builder:
 training steps, then every evaluation protocol through `python -m jaxcnn.evaluate`."""
 
 import json
@@ -17,7 +17,7 @@ PROTOCOLS = ("center", "ten_crop", "multi_scale", "crops144")
 
 def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, tmp_path, root, cli_env):
     data_dir, facts = fake_imagenet
-    config = config_lib.load_config(str(root / "configs" / "resnet50_imagenet.py:smoke"))
+    config = config_lib.load_config(str(root / "configs" / "resnet_imagenet.py:smoke"))
     config.dataset.data_dir = data_dir
     config.num_train_steps = config.eval_every_steps = config.checkpoint_every_steps = 6
     config.log_every_steps = 3
@@ -35,7 +35,7 @@ def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, t
             sys.executable,
             "-m",
             "jaxcnn.evaluate",
-            "--config=configs/resnet50_imagenet.py:smoke",
+            "--config=configs/resnet_imagenet.py:smoke",
             f"--workdir={tmp_path}",
             f"--config.dataset.data_dir={data_dir}",
             "--protocols=ten_crop",
