@@ -172,11 +172,20 @@ def allowed_changes(config) -> tuple[str, ...]:
 
 
 def changed_keys(old: dict, new: dict) -> dict[str, tuple]:
-    """{dotted key: (old, new)} for every defining key whose value differs ("<absent>" when missing)."""
+    """{dotted key: (old, new)} for every defining key whose value differs ("<absent>" when missing).
+
+    A key the old manifest lacks and the new config leaves at the base config's default is no change:
+    it was added to jaxcnn after the run started, with a default that keeps what the run did.
+    """
+    from configs.base import base_config
+
     old_flat, new_flat = flatten(old), flatten(new)
+    defaults = flatten(config_dict(base_config()))
     changes = {}
     for key in sorted(old_flat.keys() | new_flat.keys()):
         a, b = old_flat.get(key, "<absent>"), new_flat.get(key, "<absent>")
+        if key not in old_flat and key in defaults and b == defaults[key]:
+            continue
         if a != b and not is_free(key):
             changes[key] = (a, b)
     return changes

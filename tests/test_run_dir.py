@@ -190,3 +190,15 @@ def test_two_runs_on_one_workdir_the_second_stops_at_once(mnist_split, tmp_path,
     train_steps = [r["step"] for r in records if "train/loss" in r]
     assert train_steps == sorted(set(train_steps)) and train_steps[-1] == 400  # one writer's lines
     assert [p.name for p in sorted((workdir / "checkpoints").iterdir())] == ["200", "300", "400"]
+
+
+def test_a_key_added_since_the_run_started_is_no_change_at_its_default():
+    from configs.base import base_config
+
+    new = run_dir.config_dict(base_config())
+    old = json.loads(json.dumps(new))
+    del old["resume"]  # a manifest written before jaxcnn had config.resume
+    del old["schedule"]["decay_factor"]
+    assert run_dir.changed_keys(old, new) == {}
+    new["schedule"]["decay_factor"] = 0.5  # not the default: the run did something else
+    assert run_dir.changed_keys(old, new) == {"schedule.decay_factor": ("<absent>", 0.5)}
