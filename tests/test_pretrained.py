@@ -62,12 +62,12 @@ def _no_dropout(model):
     return model
 
 
-def _compare(name, tmp_path, batch=2, train=True):
+def _compare(name, tmp_path, batch=2, train=True, cpu_kernels="off"):
     """Max abs logit difference in eval mode and (if the net has BatchNorm and `train`) train mode."""
     tm = _torch_model(name)
     file = tmp_path / f"{name}.pth"
     torch.save(tm.state_dict(), file)
-    model, variables = jaxcnn.load_pretrained(name, path=file, cpu_kernels="off")
+    model, variables = jaxcnn.load_pretrained(name, path=file, cpu_kernels=cpu_kernels)
     size = jaxcnn.model_info(name).input_size
     x = np.random.default_rng(0).standard_normal((batch, size[2], size[0], size[1])).astype(np.float32)
     xj = x.transpose(0, 2, 3, 1)
@@ -118,6 +118,11 @@ def _check(name, tmp_path, **kwargs):
 @pytest.mark.parametrize("name", FAST)
 def test_equal_to_torchvision(name, tmp_path):
     _check(name, tmp_path)
+
+
+def test_cpu_kernels_equal_to_torchvision(tmp_path):
+    """cpu_ops' BatchNorm (fused backward) updates the running variance as torch too."""
+    _check("resnet18", tmp_path, cpu_kernels="on")
 
 
 @pytest.mark.slow
