@@ -113,12 +113,15 @@ def _numbered(names):
     return sorted(names, key=lambda n: [int(t) if t.isdigit() else t for t in re.split(r"(\d+)", n)])
 
 
-def _module_paths(family: str, torch_modules: list[str], jax_modules: list[str]) -> dict[str, str]:
+def _module_paths(
+    family: str, torch_modules: list[str], jax_modules: list[str], conv_modules: set[str] = frozenset()
+) -> dict[str, str]:
     """torch module path (e.g. "layer1.0.downsample.1") -> jaxcnn module path ("layer1_0/downsample_bn").
 
     `torch_modules` are in the state dict's (declaration) order; `jax_modules` are the target's
     module paths. Sequential nets (alexnet, vgg) and Inception v3's branches map by position in
     declaration order: torchvision numbers them by index, jaxcnn by paper names, same order.
+    `conv_modules`: the torch modules with 4-D weights (tells a vgg_bn's convs from its BNs).
     """
     out = {}
     if family in ("alexnet", "vgg"):
@@ -126,7 +129,7 @@ def _module_paths(family: str, torch_modules: list[str], jax_modules: list[str])
             targets = _numbered(m for m in jax_modules if m.startswith(kind))
             sources = [m for m in torch_modules if m.startswith(prefix)]
             if kind != "fc":  # features.* holds convs and BNs alternately (BN nets): split by the table
-                sources = [m for m in sources if (m in _CONV_MODULES) == (kind == "conv")]
+                sources = [m for m in sources if (m in conv_modules) == (kind == "conv")]
             out.update(zip(sources, targets))
         return out
     for m in torch_modules:
@@ -154,9 +157,6 @@ def _module_paths(family: str, torch_modules: list[str], jax_modules: list[str])
             p = _inception_path(p, torch_modules, jax_modules)
         out[m] = p.replace(".", "/")
     return out
-
-
-_CONV_MODULES: set[str] = set()  # filled per conversion: torch modules whose weight is 4-D
 
 
 def _mobilenet_path(p: str, jax_modules: list[str]) -> str:
@@ -213,10 +213,9 @@ def convert_state_dict(name: str, state_dict: dict, model=None) -> dict:
     target = traverse_util.flatten_dict(_target_variables(model, registry.model_info(name).input_size))
     arrays = {k: np.asarray(v) for k, v in state_dict.items() if not k.endswith("num_batches_tracked")}
     torch_modules = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in arrays))
-    _CONV_MODULES.clear()
-    _CONV_MODULES.update(k.rsplit(".", 1)[0] for k, v in arrays.items() if v.ndim == 4)
+    conv_modules = {k.rsplit(".", 1)[0] for k, v in arrays.items() if v.ndim == 4}
     jax_modules = list(dict.fromkeys("/".join(k[1:-1]) for k in target))
-    paths = _module_paths(family, torch_modules, jax_modules)
+    paths = _module_paths(family, torch_modules, jax_modules, conv_modules)
     first_fc = "fc6" if family in ("alexnet", "vgg") else None
     out = {}
     for key, value in arrays.items():

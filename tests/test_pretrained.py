@@ -44,12 +44,23 @@ def _torch_model(name: str, seed: int = 0):
     elif name == "inception_v3":
         kwargs = dict(aux_logits=True, transform_input=False, init_weights=True)
     model = torchvision.models.get_model(name, weights=None, **kwargs)
+    # Randomised statistics that keep activations O(1) (random ones compound over 50+ layers into
+    # logits of 1e3, where float32 rounding alone exceeds 1e-4): each BN's running statistics are
+    # set to its batch statistics on a calibration batch, then perturbed per channel.
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
     gen = torch.Generator().manual_seed(seed + 1)
-    with torch.no_grad():
-        for m in model.modules():
-            if isinstance(m, torch.nn.BatchNorm2d):
-                m.running_mean.copy_(torch.randn(m.num_features, generator=gen) * 0.5)
-                m.running_var.copy_(torch.rand(m.num_features, generator=gen) * 1.5 + 0.25)
+    if bns:
+        for m in bns:
+            m.momentum = 1.0
+        size = jaxcnn.model_info(name if name != "googlenet" else "googlenet_tv").input_size
+        with torch.no_grad():
+            model.train()(torch.randn(4, size[2], size[0], size[1], generator=gen))
+        with torch.no_grad():
+            for m in bns:
+                m.momentum = 0.1
+                std = m.running_var.sqrt()
+                m.running_mean.add_(0.2 * std * torch.randn(m.num_features, generator=gen))
+                m.running_var.mul_(torch.rand(m.num_features, generator=gen) * 1.5 + 0.5)
                 m.weight.copy_(torch.rand(m.num_features, generator=gen) + 0.5)
                 m.bias.copy_(torch.randn(m.num_features, generator=gen) * 0.2)
     return model
@@ -91,13 +102,16 @@ def _compare(name, tmp_path, batch=2, train=True, cpu_kernels="off"):
         running = {
             n: m.running_var.numpy() for n, m in tm.named_modules() if isinstance(m, torch.nn.BatchNorm2d)
         }
-        first = list(running)[-1]  # the smallest map: n / (n - 1) shows
-        mapped = pretrained._module_paths(
-            pretrained._family(name), [first], ["/".join(k[:-1]) for k in _flat_keys(updates["batch_stats"])]
-        )[first]
+        last = list(running)[-1]  # the smallest map, where n / (n - 1) shows
+        state = tm.state_dict()
+        torch_modules = list(dict.fromkeys(k.rsplit(".", 1)[0] for k in state))
+        convs = {k.rsplit(".", 1)[0] for k, v in state.items() if v.ndim == 4}
+        jax_modules = list(dict.fromkeys("/".join(k[1:-1]) for k in _flat_keys(variables)))
+        mapped = pretrained._module_paths(pretrained._family(name), torch_modules, jax_modules, convs)[last]
         node = updates["batch_stats"]
         for part in mapped.split("/"):
             node = node[part]
+        first = last
         diffs["running_var"] = float(np.max(np.abs(np.asarray(node["var"]) - running[first])))
     return diffs
 
@@ -202,3 +216,26 @@ def test_converted_tree_is_cached_and_loads_without_torch(tmp_path, monkeypatch)
     monkeypatch.setattr(pretrained, "_read_state_dict", no_torch)
     _, second = jaxcnn.load_pretrained("mobilenet_v2", path=file)
     assert jax.tree.all(jax.tree.map(lambda a, b: bool((a == b).all()), first, second))
+
+
+def test_predict_prints_top5_and_names_unreadable_file(tmp_path, capsys):
+    from PIL import Image
+
+    from jaxcnn import predict
+
+    file = tmp_path / "m.pth"
+    torch.save(_torch_model("mobilenet_v2").state_dict(), file)
+    image = tmp_path / "cat.png"
+    Image.fromarray(np.random.default_rng(0).integers(0, 255, (40, 60, 3), dtype=np.uint8)).save(image)
+    broken = tmp_path / "notes.jpg"
+    broken.write_text("not an image")
+    rc = predict.main(["--model=mobilenet_v2", f"--path={file}", str(broken), str(image)])
+    out, err = capsys.readouterr()
+    assert rc == 1
+    assert err.strip() == f"{broken}: cannot read as an image (UnidentifiedImageError)"
+    lines = out.strip().splitlines()
+    assert lines[0] == str(image) and len(lines) == 6
+    probs = [float(line.split()[0]) for line in lines[1:]]
+    assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
+    names = predict.imagenet_labels()  # torchvision's bundled categories (installed with the tests)
+    assert len(names) == 1000 and all(line.split(maxsplit=1)[1] in names for line in lines[1:])
