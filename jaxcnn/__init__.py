@@ -12,7 +12,18 @@ from jaxcnn import (
     models,  # noqa: F401  (importing the families fills the registry)
 )
 from jaxcnn.model_summary import summary
+from jaxcnn.pretrained import list_pretrained, load_pretrained
 from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
 
 __version__ = "0.1.0"
-__all__ = ["ModelInfo", "build", "create_model", "list_models", "model_info", "register_model", "summary"]
+__all__ = [
+    "ModelInfo",
+    "build",
+    "create_model",
+    "list_models",
+    "list_pretrained",
+    "load_pretrained",
+    "model_info",
+    "register_model",
+    "summary",
+]

@@ -302,8 +302,8 @@ class BatchNorm(nn.Module):
     """Batch normalisation over all axes but the last, with flax's variables and torchvision's
     defaults: BatchNorm2d(momentum=0.1, eps=1e-5) is a running-average decay of 0.9.
 
-    The same variables as flax's nn.BatchNorm (params scale and bias; batch_stats mean and var, the
-    biased batch variance, computed in two passes as layers.BatchNorm) and the same results;
+    The same variables as flax's nn.BatchNorm (params scale and bias; batch_stats mean and var; the
+    running variance averages the unbiased batch variance, as layers.BatchNorm) and the same results;
     training mode uses a fused closed-form backward pass (`_batch_norm_train`). Running averages
     are not updated during init, as in flax.
     """
@@ -337,7 +337,10 @@ class BatchNorm(nn.Module):
         if not self.is_initializing():
             mean, var = lax.stop_gradient(mean), lax.stop_gradient(var)
             ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
-            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var
+            count = x.size // x.shape[-1]  # the running variance is unbiased (layers.BatchNorm)
+            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var * (
+                count / max(count - 1, 1)
+            )
         return y
 
 

@@ -4,7 +4,6 @@ evaluation. Faster XLA:CPU formulations of conv, norm, act and pool live in jaxc
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Callable
 from typing import Any
@@ -13,10 +12,57 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-# torchvision's BatchNorm2d(momentum=0.1, eps=1e-5): a running-average decay of 0.9. The batch
-# variance in two passes, mean((x - mean)^2) in float32, as torch: the one-pass E[x^2] - E[x]^2
-# loses digits when a channel's mean is large against its spread.
-BatchNorm = functools.partial(nn.BatchNorm, momentum=0.9, epsilon=1e-5, use_fast_variance=False)
+
+class BatchNorm(nn.Module):
+    """Batch normalisation over all axes but the last (Ioffe & Szegedy 2015, Alg. 1 and 2), with
+    torchvision's defaults: BatchNorm2d(momentum=0.1, eps=1e-5) is a running-average decay of 0.9.
+
+    flax's variable names (params scale and bias; batch_stats mean and var), so checkpoints and
+    jaxcnn.cpu_ops.BatchNorm are interchangeable. Training normalises with the biased batch
+    variance; the running variance averages the unbiased one, n / (n - 1) times it (Alg. 2:
+    Var[x] = m / (m - 1) E_B[sigma_B^2]), as torch does; flax's nn.BatchNorm averages the biased
+    one. The batch variance is computed in two passes, mean((x - mean)^2) in float32, as torch: the
+    one-pass E[x^2] - E[x]^2 loses digits when a channel's mean is large against its spread.
+    Running averages are not updated during init, as in flax.
+    """
+
+    use_running_average: bool | None = None
+    momentum: float = 0.9
+    epsilon: float = 1e-5
+    dtype: Any = None
+    param_dtype: Any = jnp.float32
+    use_bias: bool = True
+    use_scale: bool = True
+    bias_init: Callable = nn.initializers.zeros
+    scale_init: Callable = nn.initializers.ones
+
+    @nn.compact
+    def __call__(self, x, use_running_average: bool | None = None):
+        use_running_average = nn.merge_param(
+            "use_running_average", self.use_running_average, use_running_average
+        )
+        features = (x.shape[-1],)
+        ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), features)
+        ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), features)
+        scale = self.param("scale", self.scale_init, features, self.param_dtype) if self.use_scale else 1.0
+        bias = self.param("bias", self.bias_init, features, self.param_dtype) if self.use_bias else 0.0
+        dtype = self.dtype or jnp.result_type(x, jnp.asarray(scale), jnp.asarray(bias))
+        x32 = x.astype(jnp.float32)
+        if use_running_average:
+            mean, var = ra_mean.value, ra_var.value
+        else:
+            axes = tuple(range(x.ndim - 1))
+            mean = jnp.mean(x32, axes)
+            var = jnp.mean(jnp.square(x32 - mean), axes)
+            if not self.is_initializing():
+                count = x.size // x.shape[-1]
+                unbiased = jax.lax.stop_gradient(var) * (count / max(count - 1, 1))
+                ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * jax.lax.stop_gradient(
+                    mean
+                )
+                ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * unbiased
+        y = (x32 - mean) * (jax.lax.rsqrt(var + self.epsilon) * jnp.asarray(scale, jnp.float32))
+        return (y + jnp.asarray(bias, jnp.float32)).astype(dtype)
 
 
 class ConvNormAct(nn.Module):
