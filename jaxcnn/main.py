@@ -53,7 +53,7 @@ def main(argv, config):
         kept = f"the checkpoints in {FLAGS.workdir} are kept"
         print(f"interrupted (Ctrl-C) before the first step; {kept}", file=sys.stderr)
         sys.exit(130)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, MemoryError) as e:
         sys.exit(f"error: {e}")
     print(
         f"{config.model.name} on {config.dataset.name}: "

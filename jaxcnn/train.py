@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import signal
 import sys
 import threading
@@ -110,13 +111,21 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
     return new_state, {"loss": loss, "top1_error": top1_error}
 
 
-def jit_train_step(model, tx, config, mesh, state):
-    """train_step as the trainer runs it: jitted once, the state donated, its shardings kept."""
+def jit_train_step(model, tx, config, mesh, state, first_batch=None):
+    """train_step as the trainer runs it: jitted once, the state donated, its shardings kept.
+
+    With `first_batch` (sharded), the step is compiled now for (state, first_batch) and its memory
+    checked (preflight.check_memory); jit keeps that executable for the first call.
+    """
     step_fn = jax.jit(
         functools.partial(train_step, model, tx, config),
         out_shardings=(state_sharding(state, mesh), sharding.replicated(mesh)),
         donate_argnums=0,
     )
+    if first_batch is not None:
+        preflight.check_memory(
+            step_fn, state, first_batch, config, sharding.data_axis_size(config.mesh.model)
+        )
     return sharding.one_step_at_a_time_on_cpu(step_fn, mesh)
 
 
@@ -238,7 +247,6 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     is_writer = jax.process_index() == 0
     writer = MetricWriter(workdir, resume_step=start) if is_writer else None
 
-    step_fn = jit_train_step(model, tx, config, mesh, state)
     evaluate_all = functools.partial(
         evaluate.evaluate_state,
         model,
@@ -255,6 +263,11 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
+    # The first batch compiles the step, and the memory preflight reads that compilation.
+    sharded = (sharding.shard_batch(batch, mesh) for batch in batches)
+    first = next(sharded) if start < num_steps else None
+    step_fn = jit_train_step(model, tx, config, mesh, state, first)
+    sharded = itertools.chain([first] if first is not None else [], sharded)
     progress = tqdm(
         total=num_steps,
         initial=start,
@@ -286,7 +299,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                 position = data_position(config, train_split, start, steps_per_epoch)
                 eval_metrics = evaluate_and_log(start, state, position)
         for step in range(start, num_steps):
-            state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
+            state, metrics = step_fn(state, next(sharded))
             pending.append(metrics)
             done = step + 1
             window_steps += 1
