@@ -41,6 +41,7 @@ def main(argv, config):
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     from jaxcnn import sharding
+    from jaxcnn.checkpoint import CheckpointWriteError
     from jaxcnn.train import Preempted, train_and_evaluate
 
     sharding.initialize_distributed(**config.distributed)
@@ -53,7 +54,7 @@ def main(argv, config):
         kept = f"the checkpoints in {FLAGS.workdir} are kept"
         print(f"interrupted (Ctrl-C) before the first step; {kept}", file=sys.stderr)
         sys.exit(130)
-    except (ValueError, FileNotFoundError, FloatingPointError, MemoryError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, MemoryError, CheckpointWriteError) as e:
         sys.exit(f"error: {e}")
     print(
         f"{config.model.name} on {config.dataset.name}: "
