@@ -183,9 +183,10 @@ def evaluate_checkpoint(
 def main(argv, config):
     from absl import flags
 
-    from jaxcnn import run_dir
+    from jaxcnn import run_dir, startup
 
     del argv
+    startup.quiet_command_line()  # no TensorFlow banner, no absl INFO; tf.data sees no GPU
     FLAGS = flags.FLAGS
     protocols = [p for p in FLAGS.protocols.split(",") if p] or list(config.eval.protocols)
     try:

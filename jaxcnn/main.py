@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from jaxcnn import config_lib  # noqa: E402
 
@@ -32,11 +32,11 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv, config):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
-    import jax
-    import tensorflow as tf
+    from jaxcnn import startup
 
-    tf.config.set_visible_devices([], "GPU")  # tf.data only; the accelerators belong to JAX
+    startup.quiet_command_line()  # no TensorFlow banner, no absl INFO; tf.data sees no GPU
+    import jax
+
     if FLAGS.compilation_cache:
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)

@@ -304,6 +304,8 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
             done = step + 1
             window_steps += 1
             progress.update()
+            if step == start:
+                restart_clock(progress)
             last = done == num_steps
             preempted = preemption(done)
             # Flush at checkpoints too, so a resumed run averages over the same windows.
@@ -340,6 +342,14 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     if not eval_metrics:  # resumed after the final step: report the saved model
         eval_metrics = evaluate_all(state)
     return eval_metrics
+
+
+def restart_clock(progress) -> None:
+    """Starts the progress bar's clock (its rate and ETA) now: after the first step, which holds the
+    compilation, so that the first ETA counts steps, not compiling."""
+    done = progress.n
+    progress.reset(total=progress.total)
+    progress.initial = progress.n = progress.last_print_n = done
 
 
 def _check_finite(losses_in_window: list[float], first_step: int) -> None:
