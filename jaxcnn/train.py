@@ -185,6 +185,11 @@ class _PreemptionNotice:
             return multihost_utils.reached_preemption_sync_point(step)
         return self.requested
 
+    def now(self) -> bool:
+        """Whether a notice came, asked between evaluation batches. Multi-host runs answer False:
+        their processes must agree on where to stop, which only the step loop's sync point does."""
+        return jax.process_count() == 1 and self.requested
+
     def close(self):
         for signum, previous in self._previous.items():
             signal.signal(signum, previous)
@@ -280,8 +285,16 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     if start:
         progress.write(f"resumed from the checkpoint of step {start} in {workdir}")
 
+    preemption = _PreemptionNotice()
+
     def evaluate_and_log(done, state, position):
-        metrics = evaluate_all(state)
+        try:
+            metrics = evaluate_all(state, stop=preemption.now)
+        except evaluate.EvaluationAbandoned:
+            # A preemption notice during evaluation: keep the step (saved, unless it was no
+            # checkpoint step), leave; the rerun evaluates it first, having no record of it.
+            ckpt.maybe_save(done, state, position, force=True)
+            raise Preempted(done, workdir, interrupted=preemption.interrupted) from None
         for protocol in config.eval.protocols:  # printed before written: a failed write costs no numbers
             progress.write(f"step {done}: {evaluate.describe(metrics, protocol)}")
         if writer:
@@ -289,7 +302,6 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
         ckpt.save_if_best(done, state, position, metrics)
         return metrics
 
-    preemption = _PreemptionNotice()
     pending, window_start, window_steps = [], time.perf_counter(), 0
     eval_metrics: dict[str, float] = {}
     try:
