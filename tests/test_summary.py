@@ -162,3 +162,16 @@ def test_alexnet_2012_summary_is_the_papers_table():
     expected = {"conv1": "55x55x96", "conv2": "27x27x256", "conv3": "13x13x384", "conv4": "13x13x384",
                 "conv5": "13x13x256", "pool5": "6x6x256"}  # fmt: skip
     assert {k: shapes[k] for k in expected} == expected
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["resnet5"], "error: unknown model 'resnet5'. Did you mean resnet56"),
+        (["lenet5", "--input_size", "28"], "error: lenet5 needs at least 32x32 inputs"),
+    ],
+)
+def test_the_command_line_says_a_bad_name_or_size_in_one_line(args, line, capsys):
+    with pytest.raises(SystemExit) as e:
+        summary_main(args)
+    assert str(e.value).startswith(line) and "\n" not in str(e.value)
