@@ -108,3 +108,12 @@ def test_the_policy_is_checked():
     config.input.on_bad_example = "ignore"
     with pytest.raises(ValueError, match="config.input.on_bad_example='ignore'; allowed: error, skip"):
         input_lib.check_config(config)
+
+
+def test_a_recipe_evaluating_validation_reads_a_fake_folders_test_split(image_folder):
+    # python -m jaxcnn.data.fake image_folder writes train/test; the ImageNet recipe evaluates "validation".
+    with pytest.warns(UserWarning, match="has no split 'validation': reading 'test'"):
+        split = input_lib.open_split("image_folder", "validation", folder=image_folder)
+    assert split.split == "test" and split.num_examples == 10
+    with pytest.raises(ValueError, match="has no split 'holdout'"):
+        input_lib.open_split("image_folder", "holdout", folder=image_folder)

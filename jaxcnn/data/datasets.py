@@ -67,6 +67,7 @@ def check_name(name: str) -> None:
 
 BAD_EXAMPLE_POLICIES = ("error", "skip")
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+HELD_OUT_NAMES = ("validation", "val", "test")
 
 
 def open_split(
@@ -204,7 +205,15 @@ def _open_image_folder(folder: str | None, split: str, policy: str = "error", tr
     builder = tfds.folder_dataset.ImageFolder(folder)
     splits = builder.info.splits
     if split not in splits:
-        raise ValueError(f"image folder {folder!r} has no split {split!r}; has {sorted(splits)}")
+        # Held-out images are called test, val or validation: a recipe that evaluates "validation"
+        # (ImageNet's) reads a folder's only held-out split under either of the other names.
+        held_out = [s for s in HELD_OUT_NAMES if s in splits] if split in HELD_OUT_NAMES else []
+        if len(held_out) != 1:
+            raise ValueError(f"image folder {folder!r} has no split {split!r}; has {sorted(splits)}")
+        warnings.warn(
+            f"image folder {folder!r} has no split {split!r}: reading {held_out[0]!r}", stacklevel=3
+        )
+        split = held_out[0]
     # ImageFolder lists (path, label) in a fixed shuffled order; jaxcnn reads the files itself so
     # that shuffling, skipping and sharding move file names, not images.
     examples = builder._split_examples[split]  # noqa: SLF001 - the listing ImageFolder computed
