@@ -1,5 +1,8 @@
 """jaxcnn.summary: per-layer output shapes, parameters and multiply-adds against hand counts."""
 
+import subprocess
+import sys
+
 import flax.linen as nn
 import pytest
 
@@ -175,3 +178,16 @@ def test_the_command_line_says_a_bad_name_or_size_in_one_line(args, line, capsys
     with pytest.raises(SystemExit) as e:
         summary_main(args)
     assert str(e.value).startswith(line) and "\n" not in str(e.value)
+
+
+def test_the_command_line_prints_only_the_error(root, cli_env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.model_summary", "resnet5"],
+        cwd=root,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: unknown model 'resnet5'")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no runpy double-import warning

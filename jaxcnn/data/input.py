@@ -24,6 +24,7 @@ each of its ranges (reading, not decoding, them) to rebuild the shuffle buffers.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 
 import numpy as np
@@ -343,5 +344,11 @@ def _unreadable(split: Split, error) -> Exception:
         try:
             tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         except tf.errors.OpError as e:
-            return ValueError(f"unreadable image file {path}: {e.message.strip().splitlines()[0]}")
+            # TensorFlow wraps the reason in the op's name ({{function_node ...}} ... [Op:DecodeImage]).
+            first = e.message.strip().splitlines()[0]
+            reason = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:.*$", "", first).strip().rstrip(".")
+            return ValueError(
+                f"unreadable image file {path} (split {split.split!r}): {reason}; delete or replace "
+                "it, or set config.input.on_bad_example=skip"
+            )
     return ValueError(f"cannot read image folder split {split.split!r}: {reason}")
