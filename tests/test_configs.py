@@ -55,7 +55,14 @@ def test_every_recipe_passes_the_trainers_checks(recipe, arg):
     check_config(config)  # raises naming the first bad value
     if arg:  # seconds on a CPU: a few steps, intervals in steps
         steps = durations.resolve(config, 60_000)
-        assert steps.num_train_steps == 60 and (steps.eval_every, steps.checkpoint_every) == (60, 30)
+        # lenet5's smoke run takes 120 steps, so that it shows learning; the others take 60.
+        assert steps.num_train_steps <= 120 and steps.eval_every == steps.num_train_steps
+        assert (
+            steps.num_train_steps % steps.checkpoint_every
+            == 0
+            < steps.checkpoint_every
+            < steps.num_train_steps
+        )
 
 
 def test_recipes_state_no_step_counts_computed_from_a_batch_size():
