@@ -36,6 +36,11 @@ def base_config() -> ml_collections.ConfigDict:
     c.input.extra_augment = ""
     c.input.num_shards = 64  # contiguous ranges of a streamed (large) split; a multiple of the processes
     c.input.threads = 0  # tf.data's private thread pool; 0 = TensorFlow's default
+    # Bad data in an image folder: "error" stops at start-up on an empty class directory or an eval
+    # class that training lacks, and names an unreadable image when it is read; "skip" decodes every
+    # image once at start-up and leaves out the unreadable ones and unknown-class eval images (the
+    # same ones on every resume), warning with their count and names.
+    c.input.on_bad_example = "error"
 
     c.batch_size = 0
     c.eval_batch_size = 1000

@@ -11,9 +11,17 @@ from jaxcnn import (
     build,  # build.build(config, ...) -> Built: model, tx, schedule, state
     models,  # noqa: F401  (importing the families fills the registry)
 )
-from jaxcnn.model_summary import summary
 from jaxcnn.pretrained import list_pretrained, load_pretrained
 from jaxcnn.registry import ModelInfo, create_model, list_models, model_info, register_model
+
+
+def summary(*args, **kwargs):
+    """jaxcnn.model_summary.summary, imported when first called: importing it with the package would
+    make `python -m jaxcnn.model_summary` warn that its module was imported twice."""
+    from jaxcnn.model_summary import summary as summarize
+
+    return summarize(*args, **kwargs)
+
 
 __version__ = "0.1.0"
 __all__ = [

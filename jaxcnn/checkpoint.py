@@ -6,12 +6,19 @@ input pipeline's position: epoch, example offset, batch size, seed). Orbax write
 temporary directory and renames it when complete, so a process killed mid-save leaves the previous
 checkpoint as the latest; a checkpoint that is complete on disk but unreadable (a truncated file, a
 disk error) is moved to WORKDIR/corrupt_checkpoints/ with a warning, and the previous one is used.
+
+A save that fails in the background (a full disk, a permission) is found at the next step (or at
+the end) and raised as one CheckpointWriteError line naming the path and the cause; the checkpoints
+before it are complete and untouched. Orbax's own tracebacks of that failure are not printed.
 """
 
 from __future__ import annotations
 
+import logging
 import os
+import re
 import shutil
+import sys
 import warnings
 
 import jax
@@ -31,6 +38,41 @@ def check_config(checkpoint_config) -> None:
     metric = checkpoint_config.best_metric
     if keep_best and metric not in BEST_METRICS:
         raise ValueError(f"config.checkpoint.best_metric={metric!r}; allowed: {', '.join(BEST_METRICS)}")
+
+
+class CheckpointWriteError(RuntimeError):
+    """A checkpoint could not be written (one line: the path, the cause, the last complete step)."""
+
+
+class _OrbaxFailureTracebacks(logging.Filter):
+    """Drops Orbax's ERROR records that carry a traceback (a background save that failed, logged
+    from two or three threads): Checkpointer.check raises the same failure as one line."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        from_orbax = f"{os.sep}orbax{os.sep}" in (record.pathname or "")
+        return not (from_orbax and record.levelno >= logging.ERROR and record.exc_info)
+
+
+def _closed_loop_hook(previous):
+    """sys.excepthook that drops `RuntimeError: Event loop is closed`: after a failed save, the
+    storage layer's writes still in flight call back into Orbax's event loop, already closed, and
+    each callback prints that traceback (dozens of them) through sys.excepthook."""
+
+    def hook(kind, error, tb):
+        if kind is RuntimeError and str(error) == "Event loop is closed":
+            return
+        previous(kind, error, tb)
+
+    hook.jaxcnn_closed_loop = True
+    return hook
+
+
+def _quiet_orbax_failures() -> None:
+    logger = logging.getLogger("absl")  # Orbax logs through absl, which logs through this logger
+    if not any(isinstance(f, _OrbaxFailureTracebacks) for f in logger.filters):
+        logger.addFilter(_OrbaxFailureTracebacks())
+    if not getattr(sys.excepthook, "jaxcnn_closed_loop", False):
+        sys.excepthook = _closed_loop_hook(sys.excepthook)
 
 
 def _manager(directory: str, keep: int, best_metric: str | None = None, create: bool = True):
@@ -65,6 +107,8 @@ class Checkpointer:
     def __init__(self, workdir: str, every_steps: int, keep: int, keep_best: int = 0, best_metric: str = ""):
         self.workdir = os.path.abspath(workdir)
         self.every_steps = every_steps
+        self._in_flight: int | None = None  # the step of the last save handed to Orbax
+        _quiet_orbax_failures()
         self.manager = _manager(os.path.join(self.workdir, "checkpoints"), keep)
         self.best = (
             _manager(os.path.join(self.workdir, "best"), keep_best, best_metric) if keep_best else None
@@ -126,28 +170,101 @@ class Checkpointer:
         self.manager.reload()
 
     def maybe_save(self, step: int, state, data: dict, *, force: bool = False) -> bool:
-        """Saves at multiples of every_steps (or when forced); returns whether it saved."""
+        """Saves at multiples of every_steps (or when forced); returns whether it saved.
+
+        Called after every step, it first raises the failure of a save still in flight or finished
+        since (CheckpointWriteError): a full disk stops the run at the next step, not an interval later.
+        """
+        self.check()
         if not force and step % self.every_steps:
             return False
         if step == self.latest_step():
             return False
-        return self.manager.save(step, args=_save_args(state, data), force=True)
+        self._in_flight = step
+        with self._failures():
+            return self.manager.save(step, args=_save_args(state, data), force=True)
+
+    def check(self) -> None:
+        """Raises CheckpointWriteError when a background save has failed (a cheap, non-blocking look)."""
+        with self._failures():
+            for manager in (self.manager, self.best):
+                if manager is None:
+                    continue
+                manager.check_for_errors()  # the commit threads
+                # The finalize thread (Orbax keeps it private): a failure there is only raised by
+                # the next save or wait; when it has ended with one, that wait returns at once.
+                finalize = getattr(manager, "_finalize_thread", None)
+                failed = lambda t: t is not None and not t.is_alive() and t.exception is not None
+                if finalize is not None and finalize.map(failed):
+                    manager.wait_until_finished()
+
+    def _failures(self):
+        return _WriteFailures(self)
+
+    def write_error(self, error: BaseException) -> CheckpointWriteError:
+        """`error` (from Orbax or the file system) as one line: the path, the cause, what is kept."""
+        directory = os.path.join(self.workdir, "checkpoints")
+        path = getattr(error, "filename", None) or os.path.join(directory, str(self._in_flight))
+        # The save that failed may be an earlier one than the last handed over: the path says which.
+        named = re.search(rf"{re.escape(self.workdir)}/(?:checkpoints|best)/(\d+)", f"{path} {error}")
+        step = int(named.group(1)) if named else self._in_flight
+        text = f"{error} {error.__cause__ or ''}"
+        known = re.search(
+            r"No space left on device|Permission denied|Read-only file system|quota exceeded", text
+        )
+        first_line = (str(error).strip().splitlines() or [""])[0]
+        cause = getattr(error, "strerror", None) or (known.group(0) if known else first_line[:200])
+        if not getattr(error, "filename", None):  # the storage layer names the file it was writing
+            written = re.search(r'local file "([^"]+)"', text)
+            path = written.group(1) if written else path
+        complete = (
+            sorted(int(n) for n in os.listdir(directory) if n.isdigit()) if os.path.isdir(directory) else []
+        )
+        kept = (
+            f"the latest complete one is step {complete[-1]}" if complete else "no earlier checkpoint exists"
+        )
+        return CheckpointWriteError(
+            f"could not write the checkpoint of step {step} ({type(error).__name__}: {cause}: "
+            f"{path}); the earlier checkpoints are untouched ({kept}); free space or fix the permissions "
+            "and rerun to resume"
+        )
 
     def save_if_best(self, step: int, state, data: dict, metrics: dict[str, float]) -> None:
         """Offers an evaluated state to the best-k set (Orbax keeps the k lowest metrics)."""
         if self.best is not None and step != self.best.latest_step():
-            self.best.save(step, args=_save_args(state, data), metrics=dict(metrics), force=True)
+            with self._failures():
+                self.best.save(step, args=_save_args(state, data), metrics=dict(metrics), force=True)
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
-        if self.best is not None:
-            self.best.wait_until_finished()
+        with self._failures():
+            self.manager.wait_until_finished()
+            if self.best is not None:
+                self.best.wait_until_finished()
 
     def close(self) -> None:
-        self.wait()
-        self.manager.close()
-        if self.best is not None:
-            self.best.close()
+        try:
+            self.wait()
+        finally:
+            self.manager.close()
+            if self.best is not None:
+                self.best.close()
+
+
+class _WriteFailures:
+    """Turns any exception of Orbax's save machinery into the Checkpointer's one-line error."""
+
+    def __init__(self, checkpointer: Checkpointer):
+        self.checkpointer = checkpointer
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, kind, error, tb):
+        if error is None or isinstance(error, (CheckpointWriteError, KeyboardInterrupt)):
+            return False
+        if not isinstance(error, Exception):
+            return False
+        raise self.checkpointer.write_error(error) from error
 
 
 def load_latest(workdir: str, subdir: str = "checkpoints") -> dict:

@@ -118,13 +118,16 @@ def _literal(text: str):
 
 
 def _sequence(text: str) -> tuple:
-    """ "30,60", "(30, 60)", "center,ten_crop" or "7" -> a tuple."""
+    """ "30,60", "(30, 60)", "center,ten_crop", "[center, ten_crop]", "ten_crop" or "7" -> a tuple."""
     value = _literal(text)
     if isinstance(value, (tuple, list)):
         return tuple(value)
-    if "," in text:
-        return tuple(_literal(part.strip()) for part in text.split(",") if part.strip())
-    return () if text.strip() == "" else (value,)
+    inner = text.strip()
+    if inner[:1] + inner[-1:] in ("()", "[]"):  # unquoted words in brackets: (center, ten_crop)
+        inner = inner[1:-1]
+    if "," in inner:
+        return tuple(_literal(part.strip()) for part in inner.split(",") if part.strip())
+    return () if inner.strip() == "" else (_literal(inner.strip()),)
 
 
 def from_command_line(argv: list[str]) -> tuple[ml_collections.ConfigDict, list[str]]:

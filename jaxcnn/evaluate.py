@@ -103,36 +103,54 @@ def write_results(workdir: str, step: int, metrics: dict[str, float]) -> str:
     return path
 
 
+class EvaluationAbandoned(Exception):
+    """The evaluation was stopped between two batches because `stop()` said so (a preemption notice)."""
+
+
 def run_eval(
-    eval_fn, params, batch_stats, split, config, mesh, protocol: str, prefix: str
+    eval_fn, params, batch_stats, split, config, mesh, protocol: str, prefix: str, stop=None
 ) -> dict[str, float]:
-    """Evaluates `params` on the whole split with one protocol; sums stay on device until the end."""
+    """Evaluates `params` on the whole split with one protocol; sums stay on device until the end.
+
+    `stop`, when given, is asked before each batch; True abandons the evaluation (EvaluationAbandoned):
+    a preemption notice gives seconds, a multi-crop evaluation takes minutes.
+    """
     totals = None
     for batch in input_lib.eval_batches(
         split, config, protocol=protocol, process_index=jax.process_index(), process_count=jax.process_count()
     ):
+        if stop is not None and stop():
+            raise EvaluationAbandoned(f"{protocol} evaluation abandoned")
         sums = eval_fn(params, batch_stats, sharding.shard_batch(batch, mesh))
         totals = sums if totals is None else jax.tree.map(jnp.add, totals, sums)
     return summarize({k: float(v) for k, v in jax.device_get(totals).items()}, prefix)
 
 
-def evaluate_state(model, state, split, config, mesh, protocols) -> dict[str, float]:
+def evaluate_state(model, state, split, config, mesh, protocols, stop=None) -> dict[str, float]:
     """Every protocol on the state's weights (and on their EMA when kept), each under its own name.
 
     `state` is anything with params, batch_stats and ema_params: a TrainState, or the weights that
-    evaluate_checkpoint restores.
+    evaluate_checkpoint restores. `stop`: see run_eval.
     """
     eval_fn = jax.jit(lambda p, bs, b: eval_step(model, build.variables_of(p, bs), b))
     eval_fn = sharding.one_step_at_a_time_on_cpu(eval_fn, mesh)
     metrics = {}
     for protocol in protocols:
         metrics |= run_eval(
-            eval_fn, state.params, state.batch_stats, split, config, mesh, protocol, metric_prefix(protocol)
+            eval_fn,
+            state.params,
+            state.batch_stats,
+            split,
+            config,
+            mesh,
+            protocol,
+            metric_prefix(protocol),
+            stop,
         )
         if config.ema_decay:
             prefix = metric_prefix(protocol, ema=True)
             metrics |= run_eval(
-                eval_fn, state.ema_params, state.batch_stats, split, config, mesh, protocol, prefix
+                eval_fn, state.ema_params, state.batch_stats, split, config, mesh, protocol, prefix, stop
             )
     return metrics
 
@@ -183,9 +201,10 @@ def evaluate_checkpoint(
 def main(argv, config):
     from absl import flags
 
-    from jaxcnn import run_dir
+    from jaxcnn import run_dir, startup
 
     del argv
+    startup.quiet_command_line()  # no TensorFlow banner, no absl INFO; tf.data sees no GPU
     FLAGS = flags.FLAGS
     protocols = [p for p in FLAGS.protocols.split(",") if p] or list(config.eval.protocols)
     try:

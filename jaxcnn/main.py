@@ -14,7 +14,7 @@ import sys
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # keep TensorFlow's C++ start-up chatter out
 
-from absl import app, flags, logging  # noqa: E402
+from absl import app, flags  # noqa: E402
 
 from jaxcnn import config_lib  # noqa: E402
 
@@ -32,15 +32,16 @@ flags.mark_flags_as_required(["workdir"])
 def main(argv, config):
     if len(argv) > 1:
         raise app.UsageError(f"unexpected arguments: {argv[1:]}")
-    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO
-    import jax
-    import tensorflow as tf
+    from jaxcnn import startup
 
-    tf.config.set_visible_devices([], "GPU")  # tf.data only; the accelerators belong to JAX
+    startup.quiet_command_line()  # no TensorFlow banner, no absl INFO; tf.data sees no GPU
+    import jax
+
     if FLAGS.compilation_cache:
         jax.config.update("jax_compilation_cache_dir", FLAGS.compilation_cache)
         jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
     from jaxcnn import sharding
+    from jaxcnn.checkpoint import CheckpointWriteError
     from jaxcnn.train import Preempted, train_and_evaluate
 
     sharding.initialize_distributed(**config.distributed)
@@ -53,7 +54,7 @@ def main(argv, config):
         kept = f"the checkpoints in {FLAGS.workdir} are kept"
         print(f"interrupted (Ctrl-C) before the first step; {kept}", file=sys.stderr)
         sys.exit(130)
-    except (ValueError, FileNotFoundError, FloatingPointError) as e:
+    except (ValueError, FileNotFoundError, FloatingPointError, MemoryError, CheckpointWriteError) as e:
         sys.exit(f"error: {e}")
     print(
         f"{config.model.name} on {config.dataset.name}: "

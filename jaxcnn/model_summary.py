@@ -11,6 +11,7 @@ import argparse
 import dataclasses
 import inspect
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -231,9 +232,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--depth", type=int, default=1, help="nesting depth of the rows")
     args = parser.parse_args(argv)
     shape = None
-    if args.input_size is not None:
-        channels = registry.model_info(args.name).input_size[-1]
-        shape = (args.input_size, args.input_size, channels)
+    try:  # an unknown name or a size the model cannot take: one line, not a trace-time traceback
+        info = registry.model_info(args.name)
+        if args.input_size is not None:
+            from jaxcnn import preflight
+
+            channels = info.input_size[-1]
+            model = registry.create_model(args.name)
+            preflight.check_input_size(model, args.name, args.input_size, channels)
+            shape = (args.input_size, args.input_size, channels)
+    except ValueError as e:
+        sys.exit(f"error: {e}")
     summary(args.name, shape, depth=args.depth)
 
 

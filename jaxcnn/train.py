@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import functools
+import itertools
 import signal
 import sys
 import threading
@@ -110,13 +111,21 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
     return new_state, {"loss": loss, "top1_error": top1_error}
 
 
-def jit_train_step(model, tx, config, mesh, state):
-    """train_step as the trainer runs it: jitted once, the state donated, its shardings kept."""
+def jit_train_step(model, tx, config, mesh, state, first_batch=None):
+    """train_step as the trainer runs it: jitted once, the state donated, its shardings kept.
+
+    With `first_batch` (sharded), the step is compiled now for (state, first_batch) and its memory
+    checked (preflight.check_memory); jit keeps that executable for the first call.
+    """
     step_fn = jax.jit(
         functools.partial(train_step, model, tx, config),
         out_shardings=(state_sharding(state, mesh), sharding.replicated(mesh)),
         donate_argnums=0,
     )
+    if first_batch is not None:
+        preflight.check_memory(
+            step_fn, state, first_batch, config, sharding.data_axis_size(config.mesh.model)
+        )
     return sharding.one_step_at_a_time_on_cpu(step_fn, mesh)
 
 
@@ -175,6 +184,11 @@ class _PreemptionNotice:
 
             return multihost_utils.reached_preemption_sync_point(step)
         return self.requested
+
+    def now(self) -> bool:
+        """Whether a notice came, asked between evaluation batches. Multi-host runs answer False:
+        their processes must agree on where to stop, which only the step loop's sync point does."""
+        return jax.process_count() == 1 and self.requested
 
     def close(self):
         for signum, previous in self._previous.items():
@@ -238,7 +252,6 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     is_writer = jax.process_index() == 0
     writer = MetricWriter(workdir, resume_step=start) if is_writer else None
 
-    step_fn = jit_train_step(model, tx, config, mesh, state)
     evaluate_all = functools.partial(
         evaluate.evaluate_state,
         model,
@@ -255,6 +268,11 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
         process_index=jax.process_index(),
         process_count=jax.process_count(),
     )
+    # The first batch compiles the step, and the memory preflight reads that compilation.
+    sharded = (sharding.shard_batch(batch, mesh) for batch in batches)
+    first = next(sharded) if start < num_steps else None
+    step_fn = jit_train_step(model, tx, config, mesh, state, first)
+    sharded = itertools.chain([first] if first is not None else [], sharded)
     progress = tqdm(
         total=num_steps,
         initial=start,
@@ -267,9 +285,17 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     if start:
         progress.write(f"resumed from the checkpoint of step {start} in {workdir}")
 
+    preemption = _PreemptionNotice()
+
     def evaluate_and_log(done, state, position):
         eval_start = time.perf_counter()
-        metrics = evaluate_all(state)
+        try:
+            metrics = evaluate_all(state, stop=preemption.now)
+        except evaluate.EvaluationAbandoned:
+            # A preemption notice during evaluation: keep the step (saved, unless it was no
+            # checkpoint step), leave; the rerun evaluates it first, having no record of it.
+            ckpt.maybe_save(done, state, position, force=True)
+            raise Preempted(done, workdir, interrupted=preemption.interrupted) from None
         for protocol in config.eval.protocols:  # printed before written: a failed write costs no numbers
             progress.write(f"step {done}: {evaluate.describe(metrics, protocol)}")
         if writer:  # eval/seconds: the wall time of this evaluation (jaxcnn.report sums them)
@@ -277,7 +303,6 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
         ckpt.save_if_best(done, state, position, metrics)
         return metrics
 
-    preemption = _PreemptionNotice()
     pending, window_start, window_steps = [], time.perf_counter(), 0
     eval_metrics: dict[str, float] = {}
     try:
@@ -290,11 +315,13 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
             elif config.schedule.name == "plateau":  # the checkpoint precedes its logged evaluation
                 state = _after_evaluation(config, state, _recorded_evaluation(workdir, start))
         for step in range(start, num_steps):
-            state, metrics = step_fn(state, sharding.shard_batch(next(batches), mesh))
+            state, metrics = step_fn(state, next(sharded))
             pending.append(metrics)
             done = step + 1
             window_steps += 1
             progress.update()
+            if step == start:
+                restart_clock(progress)
             last = done == num_steps
             preempted = preemption(done)
             # Flush at checkpoints too, so a resumed run averages over the same windows.
@@ -348,6 +375,14 @@ def _recorded_evaluation(workdir: str, step: int) -> dict:
 
 
 # --- end of the plateau hook ------------------------------------------------------------------------
+
+
+def restart_clock(progress) -> None:
+    """Starts the progress bar's clock (its rate and ETA) now: after the first step, which holds the
+    compilation, so that the first ETA counts steps, not compiling."""
+    done = progress.n
+    progress.reset(total=progress.total)
+    progress.initial = progress.n = progress.last_print_n = done
 
 
 def _check_finite(losses_in_window: list[float], first_step: int) -> None:

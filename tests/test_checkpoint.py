@@ -3,8 +3,12 @@ kept by evaluation, and a checkpoint of another model refused without being set 
 
 Runs that are preempted, killed or corrupted mid-training are in test_survival.py."""
 
+import errno
+import os
+
 import jax
 import numpy as np
+import orbax.checkpoint as ocp
 import pytest
 from helpers import mnist_config
 
@@ -68,3 +72,32 @@ def test_resuming_another_model_is_refused_and_keeps_its_checkpoints(mnist_split
         train_and_evaluate(config, str(tmp_path))
     assert (tmp_path / "checkpoints" / "10" / "state").is_dir()
     assert not (tmp_path / "corrupt_checkpoints").exists()
+
+
+def test_a_failing_save_is_one_line_at_the_next_step_and_keeps_the_earlier_ones(
+    mnist_split, tmp_path, monkeypatch, capfd
+):
+    # A full disk under the background save of step 20: the data record's write fails.
+    json_handler = ocp.JsonCheckpointHandler
+    write = json_handler._save_fn
+
+    async def disk_full_at_20(self, item, directory):
+        if os.path.basename(os.path.dirname(str(directory))).startswith("20."):
+            raise OSError(errno.ENOSPC, "No space left on device", str(directory / "metadata"))
+        return await write(self, item, directory)
+
+    monkeypatch.setattr(json_handler, "_save_fn", disk_full_at_20)
+    config = mnist_config("lenet5", num_train_steps=40, eval_every_steps=40, log_every_steps=5)
+    with pytest.raises(checkpoint.CheckpointWriteError) as e:
+        train_and_evaluate(config, str(tmp_path))
+    message = str(e.value)
+    assert "\n" not in message
+    assert message.startswith("could not write the checkpoint of step 20 (OSError: No space left on device: ")
+    assert f"{tmp_path}/checkpoints/20" in message and "the latest complete one is step 10" in message
+    # Found at the next step: training stopped well before the save of step 30.
+    assert max(r["step"] for r in read_metrics(str(tmp_path))) < 30
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "Event loop is closed" not in err
+    monkeypatch.undo()  # the disk has room again: the rerun resumes from step 10
+    result = train_and_evaluate(config, str(tmp_path))
+    assert result["eval/num_examples"] == 10_000 and (tmp_path / "checkpoints" / "40").is_dir()

@@ -79,3 +79,20 @@ def test_a_file_that_does_not_load_names_its_line(tmp_path, source, message):
     with pytest.raises(ValueError, match=re.escape(message)) as caught:
         config_lib.load_config(str(path))
     assert str(path) in str(caught.value) and "\n" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text,expected",
+    [
+        ("center,ten_crop", ("center", "ten_crop")),
+        ("center, ten_crop", ("center", "ten_crop")),
+        ("[center,ten_crop]", ("center", "ten_crop")),  # today: ("[center", "ten_crop]")
+        ("(center, ten_crop)", ("center", "ten_crop")),
+        ("('center', 'ten_crop')", ("center", "ten_crop")),
+        ("ten_crop", ("ten_crop",)),
+        ("", ()),
+    ],
+)
+def test_tuple_overrides_take_every_spelling_of_a_list(text, expected):
+    config, _ = _parse(f"--config.eval.protocols={text}")
+    assert config.eval.protocols == expected

@@ -78,7 +78,14 @@ def test_every_variant_passes_the_trainers_checks(recipe, arg):
     check_config(config)  # raises naming the first bad value (the tests have 2 devices: mesh.model=2)
     if "smoke" in arg:  # seconds on a CPU: a few steps, intervals in steps
         steps = durations.resolve(config, 60_000)
-        assert steps.num_train_steps == 60 and (steps.eval_every, steps.checkpoint_every) == (60, 30)
+        # lenet5's smoke run takes 120 steps, so that it shows learning; the others take 60.
+        assert steps.num_train_steps <= 120 and steps.eval_every == steps.num_train_steps
+        assert (
+            steps.num_train_steps % steps.checkpoint_every
+            == 0
+            < steps.checkpoint_every
+            < steps.num_train_steps
+        )
         assert config.input.image_size <= 75 and config.batch_size <= 64
 
 

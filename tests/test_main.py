@@ -1,5 +1,6 @@
 """The command lines (jaxcnn.main, jaxcnn.evaluate): a bad --config ends in one `error:` line."""
 
+import re
 import subprocess
 import sys
 
@@ -53,3 +54,28 @@ def test_evaluate_reads_configs_the_same_way(tmp_path, root, cli_env):
         timeout=120,
     )
     assert "did you mean config.batch_size?" in _one_error_line(proc)
+
+
+def test_a_workdir_that_is_a_file_is_one_line_and_no_banner(tmp_path, run_cli):
+    path = tmp_path / "file"
+    path.write_text("x")
+    proc = run_cli(LENET + ":smoke", f"--workdir={path}", check=False, timeout=120)
+    assert f"workdir {path} is a file, not a directory" in _one_error_line(proc)  # no oneDNN lines
+
+
+def test_the_smoke_run_learns_and_both_commands_start_quietly(mnist_split, tmp_path, root, cli_env, run_cli):
+    proc = run_cli(LENET + ":smoke", f"--workdir={tmp_path}", timeout=300)
+    error = float(proc.stdout.split("test error ")[1].split("%")[0])
+    assert error < 50.0, proc.stdout  # chance is 90%
+    evaluation = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.evaluate", LENET + ":smoke", f"--workdir={tmp_path}"],
+        cwd=root,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert evaluation.returncode == 0 and "step 120: center top-1 error" in evaluation.stdout
+    for stderr in (proc.stderr, evaluation.stderr):
+        assert "oneDNN" not in stderr and "absl::InitializeLog" not in stderr
+        assert not re.search(r"^I\d{4} ", stderr, re.M), stderr[-2000:]  # absl INFO lines

@@ -94,7 +94,7 @@ def test_resume_refuses_a_changed_experiment_and_records_an_allowed_one(mnist_sp
     config = _smoke_config()
     train_and_evaluate(config, str(tmp_path))
     manifest = json.loads((tmp_path / "config.json").read_text())
-    assert manifest["config"]["optimizer"]["base_learning_rate"] == 0.01
+    assert manifest["config"]["optimizer"]["base_learning_rate"] == 0.05  # the smoke variant's constant rate
     assert manifest["devices"]["count"] == 2 and manifest["devices"]["platform"] == "cpu"
     assert manifest["process_count"] == 1 and manifest["jaxcnn_version"]
     assert manifest["started"] and "git_commit" in manifest and manifest["allowed_changes"] == []
@@ -106,7 +106,7 @@ def test_resume_refuses_a_changed_experiment_and_records_an_allowed_one(mnist_sp
         train_and_evaluate(changed, str(tmp_path))
     assert str(e.value) == (
         f"resuming {tmp_path} with a different experiment (num_train_steps: 20 -> 30; "
-        "optimizer.base_learning_rate: 0.01 -> 0.02); use a new --workdir, or allow it with "
+        "optimizer.base_learning_rate: 0.05 -> 0.02); use a new --workdir, or allow it with "
         "--config.resume.allow_changes=num_train_steps,optimizer.base_learning_rate"
     )
     assert json.loads((tmp_path / "config.json").read_text()) == manifest  # untouched

@@ -1,5 +1,8 @@
 """jaxcnn.summary: per-layer output shapes, parameters and multiply-adds against hand counts."""
 
+import subprocess
+import sys
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -216,3 +219,29 @@ def test_traced_macs_of_every_plain_model_are_the_registered_gmacs(name):
     macs = traced_macs(jaxcnn.create_model(name, cpu_kernels="off"), info.input_size) - zeros
     decimals = len(repr(info.gmacs).partition(".")[2])
     assert macs / 1e9 == pytest.approx(info.gmacs, rel=1e-3, abs=0.5 * 10.0**-decimals)
+
+
+@pytest.mark.parametrize(
+    "args,line",
+    [
+        (["resnet5"], "error: unknown model 'resnet5'. Did you mean resnet56"),
+        (["lenet5", "--input_size", "28"], "error: lenet5 needs at least 32x32 inputs"),
+    ],
+)
+def test_the_command_line_says_a_bad_name_or_size_in_one_line(args, line, capsys):
+    with pytest.raises(SystemExit) as e:
+        summary_main(args)
+    assert str(e.value).startswith(line) and "\n" not in str(e.value)
+
+
+def test_the_command_line_prints_only_the_error(root, cli_env):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.model_summary", "resnet5"],
+        cwd=root,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: unknown model 'resnet5'")
+    assert len(proc.stderr.strip().splitlines()) == 1, proc.stderr  # no runpy double-import warning

@@ -302,3 +302,34 @@ def test_a_failed_evaluation_keeps_the_checkpoint_of_its_step(mnist_split, tmp_p
         .splitlines()[-1]
         .startswith(f"error: could not write the results above to {run}/eval_results.json")
     )
+
+
+def test_a_preemption_notice_during_evaluation_abandons_it_and_the_rerun_evaluates_first(
+    mnist_split, tmp_path, monkeypatch
+):
+    from jaxcnn import evaluate
+    from jaxcnn.train import Preempted
+
+    config = _lenet_smoke("", steps=20)
+    config.eval_every_steps, config.checkpoint_every_steps = 15, 10  # step 15 is no checkpoint step
+    config.eval_batch_size = 1000  # 10 batches
+    read = []
+    eval_batches = evaluate.input_lib.eval_batches
+
+    def notice_after_two(*args, **kwargs):
+        for i, batch in enumerate(eval_batches(*args, **kwargs)):
+            read.append(i)
+            if i == 1:
+                signal.raise_signal(signal.SIGTERM)  # the scheduler's notice, mid-evaluation
+            yield batch
+
+    monkeypatch.setattr(evaluate.input_lib, "eval_batches", notice_after_two)
+    with pytest.raises(Preempted, match="preempted: saved the checkpoint of step 15"):
+        train_and_evaluate(config, str(tmp_path))
+    assert len(read) == 2  # the batch read with the notice was not evaluated, nor the eight after it
+    assert (tmp_path / "checkpoints" / "15").is_dir()
+    assert not any("eval/top1_error" in r for r in read_metrics(str(tmp_path)))
+    monkeypatch.undo()
+    result = train_and_evaluate(config, str(tmp_path))  # evaluates step 15 first, then trains on
+    evals = [r["step"] for r in read_metrics(str(tmp_path)) if "eval/top1_error" in r]
+    assert evals == [15, 20] and result["eval/num_examples"] == 10_000

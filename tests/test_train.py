@@ -177,3 +177,32 @@ def test_cli_bad_input_is_one_line(tmp_path, flag, message, run_cli):
     lines = [ln for ln in proc.stderr.strip().splitlines() if ln.strip()]
     assert message in lines[-1] and "Traceback" not in proc.stderr
     assert not (tmp_path / "checkpoints").exists() or not any((tmp_path / "checkpoints").iterdir())
+
+
+def _seconds_per_step(restart: bool) -> float:
+    """The progress bar's rate after a 60-s first step (the compilation) and ten 1-s steps."""
+    import io
+
+    from tqdm import tqdm
+
+    from jaxcnn.train import restart_clock
+
+    clock = [0.0]
+    bar = tqdm(total=100, file=io.StringIO(), mininterval=0, miniters=1)
+    bar._time = lambda: clock[0]
+    bar.reset(total=100)  # the bar's clock is the fake one from here on
+    clock[0] += 60.0
+    bar.update()
+    if restart:
+        restart_clock(bar)
+    for _ in range(10):
+        clock[0] += 1.0
+        bar.update()
+    rate = bar.format_dict["rate"]
+    bar.close()
+    return 1.0 / rate
+
+
+def test_the_first_eta_counts_steps_not_the_compilation():
+    assert _seconds_per_step(restart=True) == pytest.approx(1.0, rel=0.05)
+    assert _seconds_per_step(restart=False) > 1.3  # before: the compilation still weighs in

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import warnings
 
 # Per-channel pixel statistics on [0, 1] images, for config.input.normalize = "standardize".
 IMAGENET_MEAN_STD = ((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
@@ -64,8 +65,19 @@ def check_name(name: str) -> None:
         raise ValueError(f"unknown dataset {name!r}; supported: {', '.join(SUPPORTED)}")
 
 
+BAD_EXAMPLE_POLICIES = ("error", "skip")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png")
+HELD_OUT_NAMES = ("validation", "val", "test")
+
+
 def open_split(
-    dataset_name: str, split: str, data_dir: str | None = None, folder: str | None = None
+    dataset_name: str,
+    split: str,
+    data_dir: str | None = None,
+    folder: str | None = None,
+    *,
+    on_bad_example: str = "error",
+    train_split: str | None = None,
 ) -> Split:
     """Opens a prepared split; raises a one-line error when it is missing, unknown, empty or malformed.
 
@@ -75,11 +87,22 @@ def open_split(
       split: a TFDS split string (TFDS slices such as "train[:10%]" work for TFDS datasets).
       data_dir: the TFDS data dir (None: $TFDS_DATA_DIR or ~/tensorflow_datasets).
       folder: the root of an image folder (dataset "image_folder" only).
+      on_bad_example: an image folder's policy for bad data (config.input.on_bad_example). "error":
+        an empty class directory, or a class of this split that `train_split` lacks, is a one-line
+        error here, and an unreadable image one when it is read (naming the file). "skip": every
+        image is decoded once here; unreadable ones, and images of classes `train_split` lacks, are
+        left out of the split (the same ones every time the split is opened), with one warning
+        giving their count and names.
+      train_split: the split the model is trained on, for the class check of another split.
     """
     check_name(dataset_name)
+    if on_bad_example not in BAD_EXAMPLE_POLICIES:
+        raise ValueError(
+            f"config.input.on_bad_example={on_bad_example!r}; allowed: {', '.join(BAD_EXAMPLE_POLICIES)}"
+        )
     base = dataset_name.split("/")[0]
     if base == "image_folder":
-        return _open_image_folder(folder, split)
+        return _open_image_folder(folder, split, on_bad_example, train_split)
     import tensorflow_datasets as tfds
 
     builder = tfds.builder(dataset_name, data_dir=data_dir)
@@ -170,7 +193,7 @@ def _prepare_or_explain(builder, name: str, data_dir: str | None) -> None:
     builder.download_and_prepare()
 
 
-def _open_image_folder(folder: str | None, split: str) -> Split:
+def _open_image_folder(folder: str | None, split: str, policy: str = "error", train_split=None) -> Split:
     import tensorflow_datasets as tfds
 
     if not folder:
@@ -182,12 +205,27 @@ def _open_image_folder(folder: str | None, split: str) -> Split:
     builder = tfds.folder_dataset.ImageFolder(folder)
     splits = builder.info.splits
     if split not in splits:
-        raise ValueError(f"image folder {folder!r} has no split {split!r}; has {sorted(splits)}")
+        # Held-out images are called test, val or validation: a recipe that evaluates "validation"
+        # (ImageNet's) reads a folder's only held-out split under either of the other names.
+        held_out = [s for s in HELD_OUT_NAMES if s in splits] if split in HELD_OUT_NAMES else []
+        if len(held_out) != 1:
+            raise ValueError(f"image folder {folder!r} has no split {split!r}; has {sorted(splits)}")
+        warnings.warn(
+            f"image folder {folder!r} has no split {split!r}: reading {held_out[0]!r}", stacklevel=3
+        )
+        split = held_out[0]
     # ImageFolder lists (path, label) in a fixed shuffled order; jaxcnn reads the files itself so
     # that shuffling, skipping and sharding move file names, not images.
     examples = builder._split_examples[split]  # noqa: SLF001 - the listing ImageFolder computed
     if not examples:
         raise ValueError(f"split {split!r} of image folder {folder!r} is empty (no .jpg/.jpeg/.png files)")
+    _check_class_directories(folder, policy)
+    if train_split and train_split != split and train_split in splits:
+        examples = _known_classes(
+            folder, split, examples, builder._split_examples[train_split], train_split, policy
+        )  # noqa: SLF001
+    if policy == "skip":
+        examples = _readable(folder, split, examples)
     label_feature = builder.info.features["label"]
     return Split(
         builder=builder,
@@ -201,3 +239,77 @@ def _open_image_folder(folder: str | None, split: str) -> Split:
         files=tuple(os.fspath(e.image_path) for e in examples),
         labels=tuple(label_feature.str2int(e.label) for e in examples),
     )
+
+
+def _check_class_directories(folder: str, policy: str) -> None:
+    """An empty class directory would become a class without examples (an output never trained)."""
+    empty = []
+    for split_dir in sorted(os.scandir(folder), key=lambda e: e.name):
+        if not split_dir.is_dir():
+            continue
+        for class_dir in sorted(os.scandir(split_dir.path), key=lambda e: e.name):
+            if class_dir.is_dir() and not any(
+                f.name.lower().endswith(IMAGE_SUFFIXES) for f in os.scandir(class_dir.path)
+            ):
+                empty.append(class_dir.path)
+    if not empty:
+        return
+    listed = ", ".join(empty[:3]) + (f" and {len(empty) - 3} more" if len(empty) > 3 else "")
+    if policy == "error":
+        raise ValueError(
+            f"image folder {folder!r}: class directory {listed} has no images (.jpg/.jpeg/.png); remove "
+            "it (an empty directory is a class the model can never learn) or set "
+            "config.input.on_bad_example=skip"
+        )
+    warnings.warn(
+        f"image folder {folder!r}: empty class directories {listed} (classes with no examples)", stacklevel=2
+    )
+
+
+def _known_classes(folder: str, split: str, examples, train_examples, train_split: str, policy: str):
+    """`split`'s examples of the classes `train_split` has: another class is never predicted right."""
+    known = {e.label for e in train_examples}
+    unknown = sorted({e.label for e in examples} - known)
+    if not unknown:
+        return examples
+    dropped = [e for e in examples if e.label not in known]
+    what = f"{len(unknown)} class(es) that split {train_split!r} lacks: {', '.join(unknown[:5])}"
+    if policy == "error":
+        raise ValueError(
+            f"image folder {folder!r}: split {split!r} has {what} ({len(dropped)} images, counted as errors "
+            "by any model trained on it); remove them or set config.input.on_bad_example=skip"
+        )
+    warnings.warn(
+        f"image folder {folder!r}: left out the {len(dropped)} images of split {split!r} in {what}",
+        stacklevel=2,
+    )
+    return [e for e in examples if e.label in known]
+
+
+def _readable(folder: str, split: str, examples):
+    """The examples whose image decodes (every image is decoded once, in parallel, in a fixed order)."""
+    import tensorflow as tf
+
+    paths = [os.fspath(e.image_path) for e in examples]
+
+    def decode(i, path):
+        image = tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
+        return i, tf.shape(image)[0]
+
+    ds = tf.data.Dataset.from_tensor_slices(paths).enumerate()
+    ds = ds.map(decode, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).ignore_errors()
+    good = {int(i) for i, _ in ds.as_numpy_iterator()}
+    bad = [p for i, p in enumerate(paths) if i not in good]
+    if not bad:
+        return examples
+    if len(bad) == len(paths):
+        raise ValueError(
+            f"split {split!r} of image folder {folder!r}: none of its {len(paths)} images decodes"
+        )
+    shown = ", ".join(bad[:5]) + (f" and {len(bad) - 5} more" if len(bad) > 5 else "")
+    warnings.warn(
+        f"image folder {folder!r}: skipped {len(bad)} unreadable image(s) of split {split!r} "
+        f"(config.input.on_bad_example=skip): {shown}",
+        stacklevel=2,
+    )
+    return [e for i, e in enumerate(examples) if i in good]

@@ -2,6 +2,7 @@
 
     python -m jaxcnn.data.fake imagenet2012 DIR     # DIR/ILSVRC2012_img_{train,val}.tar
     python -m jaxcnn.data.fake image_folder DIR     # DIR/{train,test}/<label>/*.jpg
+                                                    # (a recipe evaluating "validation" reads test)
     python -m jaxcnn.data.fake cifar10 DIR          # DIR/cifar-10-binary.tar.gz
 
 The ILSVRC2012 tars have the layout TFDS's imagenet2012 builder reads: the train tar holds one tar

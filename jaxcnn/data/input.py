@@ -24,13 +24,21 @@ each of its ranges (reading, not decoding, them) to rebuild the shuffle buffers.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterator
 
 import numpy as np
 
 from jaxcnn import durations
 from jaxcnn.data import augment, image_ops, views
-from jaxcnn.data.datasets import MEAN_STD, SUPPORTED, Split, check_name, open_split  # noqa: F401
+from jaxcnn.data.datasets import (  # noqa: F401
+    BAD_EXAMPLE_POLICIES,
+    MEAN_STD,
+    SUPPORTED,
+    Split,
+    check_name,
+    open_split,
+)
 from jaxcnn.data.image_ops import NORMALIZATIONS  # noqa: F401
 
 
@@ -52,13 +60,25 @@ def check_config(config, process_count: int = 1) -> None:
         raise ValueError(
             f"config.input.num_shards={inp.num_shards} is not a multiple of the {process_count} processes"
         )
+    policy = inp.get("on_bad_example", "error")
+    if policy not in BAD_EXAMPLE_POLICIES:
+        raise ValueError(
+            f"config.input.on_bad_example={policy!r}; allowed: {', '.join(BAD_EXAMPLE_POLICIES)}"
+        )
     views.check_config(config.eval)
 
 
 def split_from_config(config, split: str) -> Split:
     """Opens `split` of the config's dataset (config.dataset.name, .data_dir, .folder)."""
     folder = config.dataset.folder or None
-    return open_split(config.dataset.name, split, config.dataset.data_dir or None, folder=folder)
+    return open_split(
+        config.dataset.name,
+        split,
+        config.dataset.data_dir or None,
+        folder=folder,
+        on_bad_example=config.input.get("on_bad_example", "error"),
+        train_split=config.dataset.train_split,
+    )
 
 
 def preprocess(image, *, dataset_name: str, image_size: int, normalize: str):
@@ -324,5 +344,11 @@ def _unreadable(split: Split, error) -> Exception:
         try:
             tf.io.decode_image(tf.io.read_file(path), channels=3, expand_animations=False)
         except tf.errors.OpError as e:
-            return ValueError(f"unreadable image file {path}: {e.message.strip().splitlines()[0]}")
+            # TensorFlow wraps the reason in the op's name ({{function_node ...}} ... [Op:DecodeImage]).
+            first = e.message.strip().splitlines()[0]
+            reason = re.sub(r"\{\{function_node [^}]*\}\}|\[Op:.*$", "", first).strip().rstrip(".")
+            return ValueError(
+                f"unreadable image file {path} (split {split.split!r}): {reason}; delete or replace "
+                "it, or set config.input.on_bad_example=skip"
+            )
     return ValueError(f"cannot read image folder split {split.split!r}: {reason}")
