@@ -14,6 +14,11 @@ import functools  # noqa: E402
 import helpers  # noqa: E402
 import pytest  # noqa: E402
 
+# torchvision before TensorFlow: importing torchvision (which imports triton through torch._dynamo)
+# after TensorFlow segfaults in triton's C extension (torch 2.14.1, tensorflow-cpu 2.21, this venv);
+# the weights tests build torchvision models in the same process as the data tests' TensorFlow.
+import torchvision  # noqa: E402, F401
+
 
 @pytest.fixture(scope="session")
 def root():

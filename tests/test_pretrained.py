@@ -14,12 +14,11 @@ import time
 import jax
 import numpy as np
 import pytest
+import torch
+import torchvision
 
 import jaxcnn
 from jaxcnn import pretrained
-
-torch = pytest.importorskip("torch")
-torchvision = pytest.importorskip("torchvision")
 
 TOL = 1e-4
 FAST = ["resnet18", "mobilenet_v2", "alexnet"]
