@@ -130,8 +130,11 @@ def _sequence(text: str) -> tuple:
     return () if inner.strip() == "" else (_literal(inner.strip()),)
 
 
-def from_command_line(argv: list[str]) -> tuple[ml_collections.ConfigDict, list[str]]:
+def from_command_line(argv: list[str], default=None) -> tuple[ml_collections.ConfigDict, list[str]]:
     """Takes --config=FILE[:ARG] and every --config.KEY=VALUE (or --config.KEY VALUE) out of argv.
+
+    `default`: called with the remaining argv for the config when there is no --config (None: the
+    flag is required); it returns a ConfigDict or None.
 
     Returns:
       The config with the overrides applied in order, and the rest of argv for absl's flags.
@@ -156,17 +159,19 @@ def from_command_line(argv: list[str]) -> tuple[ml_collections.ConfigDict, list[
             spec = value
         else:
             overrides.append((name[len(FLAG) + 1 :], value))
-    if spec is None:
+    config = load_config(spec) if spec is not None else (default(rest) if default else None)
+    if config is None:
         raise ValueError("--config=configs/NAME.py[:ARG] is required")
-    config = load_config(spec)
     for key, value in overrides:
         override(config, key, value)
     return config, rest
 
 
-def config_or_exit(argv: list[str] | None = None) -> tuple[ml_collections.ConfigDict, list[str]]:
-    """from_command_line(argv or sys.argv); a mistake ends the command with one `error:` line."""
+def config_or_exit(
+    argv: list[str] | None = None, default=None
+) -> tuple[ml_collections.ConfigDict, list[str]]:
+    """from_command_line(argv or sys.argv, default); a mistake ends the command with one `error:` line."""
     try:
-        return from_command_line(sys.argv if argv is None else argv)
+        return from_command_line(sys.argv if argv is None else argv, default)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")

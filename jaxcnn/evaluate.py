@@ -85,7 +85,11 @@ def describe(metrics: dict[str, float], protocol: str) -> str:
 
 
 def write_results(workdir: str, step: int, metrics: dict[str, float]) -> str:
-    """Merges `metrics` (at checkpoint `step`) into WORKDIR/eval_results.json; returns its path."""
+    """Merges `metrics` (at checkpoint `step`) into WORKDIR/eval_results.json; returns its path.
+
+    Keys measured under a config that differs from the run's (evaluate's --config.input.image_size=...)
+    carry the difference (`eval/top1_error@input.image_size=256`), so they never replace the run's own.
+    """
     path = os.path.join(workdir, "eval_results.json")
     results = {}
     if os.path.exists(path):
@@ -213,9 +217,15 @@ def main(argv, config):
         is_writer = jax.process_index() == 0
         lock = run_dir.WorkdirLock(FLAGS.workdir, "evaluation", read_only=True) if is_writer else None
         with lock or contextlib.nullcontext():
+            differences = run_dir.differences_from_run(config, FLAGS.workdir)
             step, metrics = evaluate_checkpoint(config, FLAGS.workdir, protocols, FLAGS.checkpoint)
             for protocol in protocols:  # printed first: an unwritable workdir costs no numbers
                 print(f"step {step}: {describe(metrics, protocol)}", flush=True)
+            if differences:
+                label = ",".join(f"{k}={b}" for k, (_, b) in differences.items())
+                changes = "; ".join(f"{k}: {a!r} -> {b!r}" for k, (a, b) in differences.items())
+                print(f"not the run's config ({changes}): recorded under the keys' suffix @{label}")
+                metrics = {f"{k}@{label}": v for k, v in metrics.items()}
             if is_writer:
                 try:
                     print(f"written to {write_results(FLAGS.workdir, step, metrics)}")
@@ -237,9 +247,20 @@ if __name__ == "__main__":
 
     from jaxcnn import config_lib
 
-    flags.DEFINE_string("workdir", None, "The run's directory (its checkpoints/ and best/).")
+    flags.DEFINE_string(
+        "workdir", None, "The run's directory (its checkpoints/ and best/; its config.json is the config)."
+    )
     flags.DEFINE_string("protocols", "", "Comma-separated: center, ten_crop, multi_scale, crops144.")
     flags.DEFINE_string("checkpoint", "latest", "latest (WORKDIR/checkpoints) or best (WORKDIR/best).")
     flags.mark_flags_as_required(["workdir"])
-    config, argv = config_lib.config_or_exit(sys.argv)  # --config=configs/X.py and --config.KEY=VALUE
+
+    def _run_config(rest):
+        # Without --config: the config the run recorded (WORKDIR/config.json, jaxcnn/run_dir.py).
+        from jaxcnn import run_dir
+
+        workdirs = [a.split("=", 1)[1] for a in rest if a.startswith(("--workdir=", "-workdir="))]
+        return run_dir.manifest_config(workdirs[-1]) if workdirs else None
+
+    # --config=configs/X.py (else the run's own) and --config.KEY=VALUE
+    config, argv = config_lib.config_or_exit(sys.argv, default=_run_config)
     app.run(functools.partial(main, config=config), argv=argv)

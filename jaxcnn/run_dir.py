@@ -196,6 +196,28 @@ def _is_allowed(key: str, allowed: tuple[str, ...]) -> bool:
     return any(key == a or key.startswith(a.rstrip(".") + ".") for a in allowed)
 
 
+def _tuples(value):
+    # JSON keeps tuples as lists; the config's sequence keys are tuples.
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    return tuple(_tuples(v) for v in value) if isinstance(value, list) else value
+
+
+def manifest_config(workdir: str):
+    """The config a run recorded in WORKDIR/config.json (an ml_collections.ConfigDict), or None."""
+    import ml_collections
+
+    manifest = read_manifest(workdir)
+    return None if manifest is None else ml_collections.ConfigDict(_tuples(manifest["config"]))
+
+
+def differences_from_run(config, workdir: str) -> dict[str, tuple]:
+    """{key: (the run's value, config's)} for each defining key where config differs from the run's
+    manifest ({} without a manifest): an evaluation under such a config measures another experiment."""
+    manifest = read_manifest(workdir)
+    return {} if manifest is None else changed_keys(manifest.get("config", {}), config_dict(config))
+
+
 def read_manifest(workdir: str) -> dict | None:
     path = os.path.join(workdir, MANIFEST_FILE)
     if not os.path.exists(path):

@@ -1,6 +1,10 @@
 """evaluate_checkpoint: the weights alone restored (no optimizer, no schedule, no training split),
 the same numbers as the trainer's own evaluation; the wrong checkpoint is refused in one line."""
 
+import json
+import subprocess
+import sys
+
 import jax
 import numpy as np
 import orbax.checkpoint as ocp
@@ -81,3 +85,30 @@ def test_a_run_without_checkpoints_is_a_file_not_found(tmp_path):
         evaluate_checkpoint(_config(), str(tmp_path), ["center"], "best")
     with pytest.raises(ValueError, match="checkpoint must be 'latest' or 'best', got 'newest'"):
         evaluate_checkpoint(_config(), str(tmp_path), ["center"], "newest")
+
+
+def _evaluate_cli(cli_env, *args):
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.evaluate", *args],
+        cwd=ROOT,
+        env=cli_env(1),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return proc.stdout
+
+
+def test_the_command_line_reads_the_runs_config_and_never_overwrites_its_results(trained, cli_env):
+    results = trained / "eval_results.json"
+    # Without --config: the run's own config (config.json), its results under the usual keys.
+    out = _evaluate_cli(cli_env, f"--workdir={trained}")
+    assert "step 10: center top-1 error" in out and "not the run's config" not in out
+    own = json.loads(results.read_text())["10"]["eval/top1_error"]
+    # Another input normalisation measures another experiment: recorded beside, never over, the run's.
+    out = _evaluate_cli(cli_env, f"--workdir={trained}", "--config.input.normalize=unit")
+    assert "not the run's config (input.normalize: 'standardize' -> 'unit')" in out
+    recorded = json.loads(results.read_text())["10"]
+    assert recorded["eval/top1_error"] == own
+    assert "eval/top1_error@input.normalize=unit" in recorded
