@@ -19,6 +19,7 @@ def benchmark_config(model: str, batch_size: int, image_size: int = 0, precision
     config.input.image_size = image_size or info.input_size[0]
     config.batch_size = batch_size
     config.num_train_steps = 1_000_000
+    config.eval_every_steps = config.checkpoint_every_steps = config.num_train_steps  # never, here
     config.precision = precision
     config.optimizer.base_learning_rate = LEARNING_RATE
     config.optimizer.reference_batch_size = batch_size  # the same rate at every batch
