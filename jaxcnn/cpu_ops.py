@@ -298,50 +298,12 @@ def _batch_norm_train_bwd(epsilon, dtype, residuals, cotangents):
 _batch_norm_train.defvjp(_batch_norm_train_fwd, _batch_norm_train_bwd)
 
 
-class BatchNorm(nn.Module):
-    """Batch normalisation over all axes but the last, with flax's variables and torchvision's
-    defaults: BatchNorm2d(momentum=0.1, eps=1e-5) is a running-average decay of 0.9.
+class BatchNorm(layers.BatchNorm):
+    """layers.BatchNorm (the same variables, running averages and results) whose training-mode
+    normalisation has a fused closed-form backward pass (`_batch_norm_train`)."""
 
-    The same variables as flax's nn.BatchNorm (params scale and bias; batch_stats mean and var; the
-    running variance averages the unbiased batch variance, as layers.BatchNorm) and the same results;
-    training mode uses a fused closed-form backward pass (`_batch_norm_train`). Running averages
-    are not updated during init, as in flax.
-    """
-
-    use_running_average: bool | None = None
-    momentum: float = 0.9
-    epsilon: float = 1e-5
-    dtype: jnp.dtype | None = None
-    param_dtype: jnp.dtype = jnp.float32
-    use_bias: bool = True
-    use_scale: bool = True
-    bias_init: nn.initializers.Initializer = nn.initializers.zeros
-    scale_init: nn.initializers.Initializer = nn.initializers.ones
-
-    @nn.compact
-    def __call__(self, x, use_running_average: bool | None = None):
-        use_running_average = nn.merge_param(
-            "use_running_average", self.use_running_average, use_running_average
-        )
-        features = (x.shape[-1],)
-        ra_mean = self.variable("batch_stats", "mean", lambda s: jnp.zeros(s, jnp.float32), features)
-        ra_var = self.variable("batch_stats", "var", lambda s: jnp.ones(s, jnp.float32), features)
-        scale = self.param("scale", self.scale_init, features, self.param_dtype) if self.use_scale else 1.0
-        bias = self.param("bias", self.bias_init, features, self.param_dtype) if self.use_bias else 0.0
-        dtype = self.dtype or jnp.result_type(x, jnp.asarray(scale), jnp.asarray(bias))
-        if use_running_average:
-            return _normalize(x, ra_mean.value, ra_var.value, scale, bias, self.epsilon, dtype)
-        y, mean, var = _batch_norm_train(
-            x, jnp.asarray(scale, jnp.float32), jnp.asarray(bias, jnp.float32), self.epsilon, dtype
-        )
-        if not self.is_initializing():
-            mean, var = lax.stop_gradient(mean), lax.stop_gradient(var)
-            ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
-            count = x.size // x.shape[-1]  # the running variance is unbiased (layers.BatchNorm)
-            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var * (
-                count / max(count - 1, 1)
-            )
-        return y
+    def normalize_batch(self, x, scale, bias, dtype):
+        return _batch_norm_train(x, scale, bias, self.epsilon, dtype)
 
 
 def max_pool(x, window_shape, strides=None, padding="VALID"):

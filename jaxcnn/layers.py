@@ -47,22 +47,36 @@ class BatchNorm(nn.Module):
         scale = self.param("scale", self.scale_init, features, self.param_dtype) if self.use_scale else 1.0
         bias = self.param("bias", self.bias_init, features, self.param_dtype) if self.use_bias else 0.0
         dtype = self.dtype or jnp.result_type(x, jnp.asarray(scale), jnp.asarray(bias))
-        x32 = x.astype(jnp.float32)
+        scale, bias = jnp.asarray(scale, jnp.float32), jnp.asarray(bias, jnp.float32)
         if use_running_average:
-            mean, var = ra_mean.value, ra_var.value
-        else:
-            axes = tuple(range(x.ndim - 1))
-            mean = jnp.mean(x32, axes)
-            var = jnp.mean(jnp.square(x32 - mean), axes)
-            if not self.is_initializing():
-                count = x.size // x.shape[-1]
-                unbiased = jax.lax.stop_gradient(var) * (count / max(count - 1, 1))
-                ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * jax.lax.stop_gradient(
-                    mean
-                )
-                ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * unbiased
-        y = (x32 - mean) * (jax.lax.rsqrt(var + self.epsilon) * jnp.asarray(scale, jnp.float32))
-        return (y + jnp.asarray(bias, jnp.float32)).astype(dtype)
+            return self.normalize(x, ra_mean.value, ra_var.value, scale, bias, dtype)
+        y, mean, var = self.normalize_batch(x, scale, bias, dtype)
+        if not self.is_initializing():
+            mean, var = jax.lax.stop_gradient(mean), jax.lax.stop_gradient(var)
+            count = x.size // x.shape[-1]
+            ra_mean.value = self.momentum * ra_mean.value + (1 - self.momentum) * mean
+            ra_var.value = self.momentum * ra_var.value + (1 - self.momentum) * var * (
+                count / max(count - 1, 1)
+            )
+        return y
+
+    def normalize(self, x, mean, var, scale, bias, dtype):
+        """(x - mean) / sqrt(var + eps) * scale + bias, computed in float32."""
+        y = (x.astype(jnp.float32) - mean) * (jax.lax.rsqrt(var + self.epsilon) * scale)
+        return (y + bias).astype(dtype)
+
+    def normalize_batch(self, x, scale, bias, dtype):
+        """x normalised with its own statistics; returns (y, batch mean, biased batch variance).
+
+        Two passes in float32 (mean, then mean((x - mean)^2)): the one-pass E[x^2] - E[x]^2 loses
+        digits when a channel's mean is large against its spread. jaxcnn.cpu_ops.BatchNorm replaces
+        this method only.
+        """
+        axes = tuple(range(x.ndim - 1))
+        x32 = x.astype(jnp.float32)
+        mean = jnp.mean(x32, axes)
+        var = jnp.mean(jnp.square(x32 - mean), axes)
+        return self.normalize(x, mean, var, scale, bias, dtype), mean, var
 
 
 class ConvNormAct(nn.Module):
