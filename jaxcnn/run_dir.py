@@ -50,6 +50,7 @@ FREE_KEYS = {
     "distributed.": "the process layout",
     "remat": "what is recomputed in the backward pass: memory, not the model",
     "resume.": "these settings themselves",
+    "model.cpu_kernels": "XLA:CPU formulations of the same computation: speed, not the model",
 }
 
 
@@ -211,11 +212,21 @@ def manifest_config(workdir: str):
     return None if manifest is None else ml_collections.ConfigDict(_tuples(manifest["config"]))
 
 
+# The keys that change what an evaluation of a checkpoint measures (the model, its input, the split
+# and the protocols' geometry); the others (optimizer, schedule, duration, ...) only shaped training.
+EVALUATION_KEYS = ("model.", "dataset.name", "dataset.eval_split", "input.image_size", "input.normalize",
+                   "eval.crop_ratio", "eval.scales", "precision")  # fmt: skip
+
+
 def differences_from_run(config, workdir: str) -> dict[str, tuple]:
-    """{key: (the run's value, config's)} for each defining key where config differs from the run's
-    manifest ({} without a manifest): an evaluation under such a config measures another experiment."""
+    """{key: (the run's value, config's)} for each key of EVALUATION_KEYS where config differs from
+    the run's manifest ({} without a manifest): an evaluation under such a config measures another
+    experiment than the run's own evaluations."""
     manifest = read_manifest(workdir)
-    return {} if manifest is None else changed_keys(manifest.get("config", {}), config_dict(config))
+    if manifest is None:
+        return {}
+    changes = changed_keys(manifest.get("config", {}), config_dict(config))
+    return {k: v for k, v in changes.items() if _is_allowed(k, EVALUATION_KEYS)}
 
 
 def read_manifest(workdir: str) -> dict | None:

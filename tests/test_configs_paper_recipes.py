@@ -13,7 +13,7 @@ from jaxcnn.train import train_and_evaluate
 SLOW = pytest.mark.slow
 CASES = [
     "resnet_cifar10.py:smoke",
-    "alexnet_imagenet.py:smoke",  # the 2012 network and the plateau rule
+    pytest.param("alexnet_imagenet.py:smoke", marks=SLOW),  # the 2012 network and the plateau rule
     pytest.param("resnet_cifar10.py:110,plain,val,smoke", marks=SLOW),
     pytest.param("alexnet_imagenet.py:2012,smoke", marks=SLOW),  # towers on the model axis
     pytest.param("alexnet_imagenet.py:torchvision,smoke", marks=SLOW),

@@ -81,5 +81,5 @@ def test_crops144_count_order_and_mirrors():
 
 
 def test_unknown_protocol_is_named():
-    with pytest.raises(ValueError, match="unknown config.eval.protocol 'five_crop'; known: center"):
+    with pytest.raises(ValueError, match="unknown evaluation protocol 'five_crop'; known: center"):
         views.view_fn("five_crop", SRC, 32, 0.875, (), "unit")

@@ -205,6 +205,7 @@ def test_mismatching_file_names_first_tensor(tmp_path):
         jaxcnn.load_pretrained("resnet18", path=file)
 
 
+@pytest.mark.slow
 def test_converted_tree_is_cached_and_loads_without_torch(tmp_path, monkeypatch):
     file = tmp_path / "m.pth"
     torch.save(_torch_model("mobilenet_v2").state_dict(), file)
