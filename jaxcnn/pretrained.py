@@ -15,7 +15,6 @@ SHA-256, and later loads of that file read the .npz.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import os
 import re
 import shutil
@@ -29,6 +28,7 @@ import numpy as np
 from flax import traverse_util
 
 from jaxcnn import registry
+from jaxcnn.data.archives import sha256_file
 from jaxcnn.weights_table import WEIGHTS, Weights
 
 CACHE_DIR = Path(os.environ.get("JAXCNN_CACHE", Path.home() / ".cache" / "jaxcnn")) / "weights"
@@ -53,14 +53,6 @@ def _find(name: str, tag: str | None) -> Weights:
     raise ValueError(f"unknown tag {tag!r} for {name!r}; allowed: {[w.tag for w in rows]}")
 
 
-def _sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for chunk in iter(lambda: f.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
-
-
 def _download(weights: Weights) -> Path:
     """The file of `weights` in CACHE_DIR, downloaded (prefix of its SHA-256 checked) if absent."""
     target = CACHE_DIR / weights.url.rsplit("/", 1)[1]
@@ -80,7 +72,7 @@ def _download(weights: Weights) -> Path:
             f"cannot download {weights.url} ({getattr(e, 'reason', e)}); download it elsewhere and pass "
             f"load_pretrained({weights.model!r}, path=FILE), or put it in {CACHE_DIR}"
         ) from None
-    digest = _sha256(partial)
+    digest = sha256_file(partial)
     if not digest.startswith(weights.sha256):
         partial.unlink()
         raise ValueError(
@@ -306,7 +298,7 @@ def load_pretrained(name: str, tag: str | None = None, *, path: str | os.PathLik
         file = Path(path)
         if not file.is_file():
             raise FileNotFoundError(f"no weights file at {file}")
-    digest = _sha256(file)
+    digest = sha256_file(file)
     cached = CACHE_DIR / f"{name}-{digest[:16]}.npz"
     if cached.exists():
         with np.load(cached) as data:

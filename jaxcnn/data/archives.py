@@ -29,7 +29,8 @@ ARCHIVE_DATASETS = ("cifar10", "cifar100", "imagenette")
 IMAGENET_TARS = ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar")
 
 
-def _sha256(path: Path) -> str:
+def sha256_file(path: Path) -> str:
+    """The hex SHA-256 of a file, read in 1 MiB blocks."""
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -52,7 +53,7 @@ def _archive_download_manager(builder, source: Path, work: Path, verify: bool):
             if not path.is_file():
                 raise FileNotFoundError(f"{path} does not exist; {builder.name} needs {url_or_urls} there")
             expected = url_infos.get(url_or_urls)
-            if verify and expected is not None and _sha256(path) != expected.checksum:
+            if verify and expected is not None and sha256_file(path) != expected.checksum:
                 raise ValueError(
                     f"{path}: SHA-256 is not TFDS's registered {expected.checksum} for {url_or_urls}"
                 )
