@@ -118,10 +118,10 @@ def is_prepared(root: Path, expected: dict | None = None) -> bool:
     return expected is None or json.loads(marker.read_text()) == expected
 
 
-def _write_split(out: Path, split: str, count: int, size: int, seed: int, data_dir) -> None:
+def _write_split(out: Path, split: str, count: int, size: int, seed: int, source) -> None:
     from PIL import Image
 
-    source_images, source_labels = load_mnist(split, data_dir)
+    source_images, source_labels = source
     for sub in ("images", "masks", "instances"):
         (out / split / sub).mkdir(parents=True)
 
@@ -143,11 +143,13 @@ def prepare(
     num_test: int = DEFAULT_COUNTS["test"],
     size: int = SIZE,
     seed: int = 0,
+    sources: dict | None = None,
 ) -> Path:
     """Writes mnist_canvas under `root` (default: default_root(data_dir)); returns ROOT.
 
     A complete dataset with the same settings is kept. Otherwise the dataset is written to
     ROOT.partial and moved into place when complete, replacing an earlier mnist_canvas there.
+    `sources` ({split: (images, labels)}, default: load_mnist) lets tests read MNIST once.
 
     Raises:
       ValueError: a bad count or size, or ROOT exists and is not an mnist_canvas.
@@ -169,7 +171,8 @@ def prepare(
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     for split, count in wanted["counts"].items():
-        _write_split(partial, split, count, size, seed, data_dir)
+        source = sources[split] if sources else load_mnist(split, data_dir)
+        _write_split(partial, split, count, size, seed, source)
     (partial / "classes.txt").write_text("\n".join(CLASS_NAMES) + "\n")
     (partial / _MARKER).write_text(json.dumps(wanted, indent=1) + "\n")
     if root.exists():
