@@ -10,9 +10,9 @@ The map, for an output pixel p of a tile whose top-left corner lies at `offset` 
 (c is the image centre):
     q = p + offset                                   (the tile; offset < 0 when padding a small image)
     q = c + F R (q - c) - t                          (flips F, rotation R, shift t)
-    q = q + D(q)                                     (elastic displacement)
+    q = q + D(p)                                     (elastic displacement)
 D is the paper's elastic deformation (Sec. 3.1): displacement vectors drawn from N(0, sigma^2) on a
-coarse g x g grid spanning the image, interpolated to every pixel by a cubic spline (bicubic).
+coarse g x g grid spanning the tile, interpolated to every pixel by a cubic spline (bicubic).
 
 Config keys (config.input; absent keys take the value in brackets, i.e. no augmentation):
   elastic_sigma [0.0]: the displacements' standard deviation in pixels (the paper: 10); 0 = off.
@@ -27,6 +27,7 @@ All random draws come from one numpy Generator, seeded per example by the pipeli
 from __future__ import annotations
 
 import dataclasses
+import functools
 import math
 
 import numpy as np
@@ -78,13 +79,25 @@ def params_from_config(input_config) -> Augment:
     )
 
 
+@functools.lru_cache(maxsize=64)
+def _cubic_spline_matrix(n: int, grid: int) -> np.ndarray:
+    """(n, grid): row i interpolates `grid` values at position i (grid - 1) / (n - 1) by a cubic spline."""
+    positions = np.linspace(0, grid - 1, n)
+    return np.stack(
+        [ndimage.map_coordinates(np.eye(grid)[k], [positions], order=3, mode="mirror") for k in range(grid)],
+        axis=1,
+    )
+
+
 def elastic_field(shape: tuple[int, int], sigma: float, grid: int, rng: np.random.Generator) -> np.ndarray:
-    """The paper's smooth displacement field: float64 (2, H, W), N(0, sigma^2) at g x g grid points."""
+    """The paper's smooth displacement field: float64 (2, H, W), N(0, sigma^2) at g x g grid points.
+
+    Grid point (i, j) sits at pixel (i (H-1)/(g-1), j (W-1)/(g-1)): the grid spans the field. The
+    bicubic spline through the grid values is separable, so it is two small matrix products.
+    """
     coarse = rng.normal(0.0, sigma, size=(2, grid, grid))
-    h, w = shape
-    # Grid point (i, j) sits at pixel (i (H-1)/(g-1), j (W-1)/(g-1)): the grid spans the image.
-    ys, xs = np.meshgrid(np.linspace(0, grid - 1, h), np.linspace(0, grid - 1, w), indexing="ij")
-    return np.stack([ndimage.map_coordinates(c, [ys, xs], order=3, mode="mirror") for c in coarse])
+    rows, cols = _cubic_spline_matrix(shape[0], grid), _cubic_spline_matrix(shape[1], grid)
+    return rows @ coarse @ cols.T
 
 
 def source_coordinates(
@@ -123,10 +136,7 @@ def source_coordinates(
         y, x = y - ty, x - tx
     coords = np.stack([y + cy, x + cx])
     if params.elastic_sigma:
-        field = elastic_field((h, w), params.elastic_sigma, params.elastic_grid, rng)
-        # The field is defined on the image; read it (linearly, it is smooth) where each pixel lands.
-        clipped = [np.clip(coords[0], 0, h - 1), np.clip(coords[1], 0, w - 1)]
-        coords = coords + np.stack([ndimage.map_coordinates(f, clipped, order=1) for f in field])
+        coords = coords + elastic_field(tile, params.elastic_sigma, params.elastic_grid, rng)
     return coords
 
 
