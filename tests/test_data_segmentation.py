@@ -134,6 +134,26 @@ def test_large_images_give_a_random_tile_of_the_image(folder):
         assert np.all(batch["weight"][b] > 0)
 
 
+def test_the_weight_map_comes_from_the_tile_instances(tmp_path):
+    """Two bars one pixel apart (the paper's touching cells): the gap weighs w_c + 10 exp(-4 / 50)."""
+    root = tmp_path / "r"
+    for sub in ("images", "masks", "instances"):
+        (root / "train" / sub).mkdir(parents=True)
+    (root / "classes.txt").write_text("background\ncell\n")
+    inst = np.zeros((12, 12), np.uint8)
+    inst[2:10, 2:5], inst[2:10, 6:9] = 1, 2
+    for sub, array in (("images", inst * 100), ("masks", (inst > 0).astype(np.uint8)), ("instances", inst)):
+        Image.fromarray(array.astype(np.uint8)).save(root / "train" / sub / "a.png")
+    config = config_for(root, size=12, batch=1)
+    config.loss.class_balance = "none"
+    split = segmentation.open_split(config, "train")
+    weight = batches(split, config, 0, 1)[0]["weight"][0]
+    assert weight[5, 5] == pytest.approx(1.0 + 10.0 * np.exp(-4 / 50), rel=1e-6)
+    assert weight[5, 3] == 1.0  # inside a cell: w_c only
+    config.loss.w0 = 0.0
+    assert np.all(batches(split, config, 0, 1)[0]["weight"] == 1.0)
+
+
 def test_warp_moves_image_and_mask_together():
     rng = np.random.default_rng(0)
     _, mask, _ = make_example(rng, 40, 40)
@@ -260,6 +280,10 @@ def test_config_errors(folder):
     config = config_for(folder, batch=3)
     with pytest.raises(ValueError, match="batch_size=3 must be a positive multiple of the 2 processes"):
         segmentation.check_config(config, process_count=2)
+    config = config_for(folder)
+    config.seed = -1
+    with pytest.raises(ValueError, match="config.seed must be an int >= 0"):
+        segmentation.check_config(config)
     config = config_for(folder)
     config.dataset.name = "mnist"
     with pytest.raises(ValueError, match="not a segmentation dataset"):

@@ -101,6 +101,9 @@ def check_config(config, process_count: int = 1) -> None:
         raise ValueError(
             f"config.batch_size={batch!r} must be a positive multiple of the {process_count} processes"
         )
+    seed = config.seed
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"config.seed must be an int >= 0 (it seeds numpy's SeedSequence), got {seed!r}")
     seg_augment.params_from_config(config.input)
     weight_map.params_from_config(config.get("loss"))
 
