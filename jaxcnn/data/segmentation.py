@@ -76,10 +76,11 @@ class SegSplit:
     num_classes: int
     channels: int
     class_names: tuple[str, ...]
-    images: list
-    masks: list
-    instances: list | None = None
-    files: tuple[str, ...] | None = None
+    # Kept out of repr: a split printed in a log or an error is its facts, not its pixels.
+    images: list = dataclasses.field(repr=False)
+    masks: list = dataclasses.field(repr=False)
+    instances: list | None = dataclasses.field(default=None, repr=False)
+    files: tuple[str, ...] | None = dataclasses.field(default=None, repr=False)
 
 
 def check_config(config, process_count: int = 1) -> None:
