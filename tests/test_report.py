@@ -164,3 +164,58 @@ def test_a_directory_without_runs_is_one_line(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: no runs under {tmp_path} (no directory with a config.json)"
+
+
+def test_steps_to_a_training_error_per_combination(tmp_path):
+    # relu seeds cross 25% at steps 100 and 150 and 15% at 200 (one seed only); tanh never does.
+    root = str(tmp_path / "fig1")
+    curves = {
+        ("relu", 0): [0.6, 0.2, 0.2, 0.1],
+        ("relu", 1): [0.6, 0.3, 0.25, 0.2],
+        ("tanh", 0): [0.9, 0.8, 0.7, 0.6],
+    }
+    for (act, seed), errors in curves.items():
+        config = _config("lenet5", seed)
+        config["model"]["act"] = act
+        records = [r for r in _records(0.1, 0.01) if "train/loss" not in r]
+        records += [
+            {"step": 50 * (i + 1), "train/loss": 1.0, "train/top1_error": e} for i, e in enumerate(errors)
+        ]
+        _write_run(root, f"model.act={act}/seed={seed}", config, sorted(records, key=lambda r: r["step"]))
+    result = report.report(root, train_error_below=(25, 15))
+    relu, tanh = result["combinations"]
+    assert relu["label"] == "model.act=relu"
+    assert relu["steps_to_train_error"]["25"]["steps"]["values"] == [100.0, 150.0]
+    assert relu["steps_to_train_error"]["15"] == {
+        "reached": 1,
+        "of": 2,
+        "steps": {"mean": 200.0, "std": 0.0, "min": 200.0, "max": 200.0, "values": [200.0]},
+    }
+    assert tanh["steps_to_train_error"]["25"] == {"reached": 0, "of": 1, "steps": None}
+    md = open(os.path.join(root, "report.md")).read()
+    assert "| model.act=relu | 125 ± 35 (100, 150) | 200 ± 0 (200, 200), 1 of 2 |" in md
+    assert "| model.act=tanh | not reached (0 of 1) | not reached (0 of 1) |" in md
+    assert report.steps_to_train_error([{"step": 5, "train/top1_error": 0.25}], 25) == 5  # at most
+
+
+def test_the_paper_value_follows_the_distortions():
+    config = _config("lenet5", 0)
+    assert report._reported(config) == {"top1": 0.95}
+    config["input"]["train_augment"] = "lecun_distortions"
+    assert report._reported(config) == {"top1": 0.8}
+
+
+def test_bad_thresholds_are_one_line(tmp_path):
+    assert report.parse_thresholds("25,15") == (25.0, 15.0)
+    for bad in ("25,x", "0", "150"):
+        with pytest.raises(ValueError, match=f"--train_error_below={bad}: '.*' is not a percentage in"):
+            report.parse_thresholds(bad)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.report", str(tmp_path), "--train_error_below=abc"],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: --train_error_below=abc: 'abc'")
