@@ -67,7 +67,7 @@ def test_tpu_notebook_runs_its_portable_cells(mnist_split, tmp_path, monkeypatch
     monkeypatch.delenv("JAXCNN_BUCKET", raising=False)
     _, text = _run(root, "tpu.ipynb")
     assert "cpu 2 devices" in text  # the backend check ran; the TPU-only cells were skipped
-    assert "test error" in text and "resumed at step 20: logged steps 21 ... 40" in text
+    assert "test error" in text and "resumed at step 20: this call logged steps 24 ... 40" in text
     jobs = open(tmp_path / "tpu" / "jobs.txt").read().splitlines()
     assert len(jobs) == 8 and all(line.startswith("python -m jaxcnn.main") for line in jobs)
     assert "fig6/model.name=plain56/seed=1" in "".join(jobs)
