@@ -5,13 +5,14 @@ Every directory under DIR with a manifest (config.json) is a run. Runs are group
 whose values differ between their manifests (the swept keys; the seed and the keys free to change on
 resume are not grouping keys), one row per combination: the number of finished seeds, the final
 evaluation's top-1 and top-5 error as mean +- std over seeds (the n-1 sample std) with min and max,
-the steps, the training and evaluation wall time, and, where the model's registry facts report a
-number for the dataset (`reported["DATASET/test_error"]` or `"DATASET/top1_error"`), the paper's
-value and our mean minus it. Only finished runs are averaged; unfinished, running, failed and
-diverged runs are listed by name with their state. The plots draw training loss, training error and
-evaluation error against epochs (steps when a run's epoch length cannot be resolved here), one line
-(the mean over seeds) per combination with the seeds' min-max spread as a band. root/hparams holds
-the finished runs for TensorBoard's HParams view.
+the steps, the training and evaluation wall time (and each run's whole, from the sweep), and, where
+the model's registry facts report a number for the dataset (`reported["DATASET/test_error"]` or
+`"DATASET/top1_error"`; `"DATASET_distortions/..."` for a run trained with the lecun_distortions
+preset), the paper's value and our mean minus it. Only finished runs are averaged; unfinished,
+running, failed and diverged runs are listed by name with their state. The plots draw training loss,
+training error and evaluation error against epochs (steps when a run's epoch length cannot be resolved
+here), one line (the mean over seeds) per combination with the seeds' min-max spread as a band.
+root/hparams holds the finished runs for TensorBoard's HParams view.
 
 `--train_error_below=25,15` adds, per combination, the steps at which the logged training error first
 falls to each threshold (percent), over the seeds that reach it (AlexNet Fig. 1's measure: steps to
@@ -176,6 +177,9 @@ def aggregate(loaded: list[dict], keys: list[str], train_error_below: tuple[floa
             row["steps"] = sorted({r["final"]["step"] for r in done})
             row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in done)
             row["eval_seconds"] = statistics.fmean(r["eval_seconds"] for r in done)
+            walls = [r["wall_seconds"] for r in done if r["wall_seconds"] is not None]
+            # The sweep's wall time of each run's process: start-up, compilation, data and checkpoints too.
+            row["wall_seconds"] = statistics.fmean(walls) if walls else None
             for k in ("top1", "top5"):
                 if k in row["reported"] and f"{k}_error" in row:
                     row[f"{k}_vs_paper"] = row[f"{k}_error"]["mean"] - row["reported"][k]
@@ -223,16 +227,18 @@ def markdown(root: str, keys: list[str], rows: list[dict], loaded: list[dict], p
     )
     lines += [
         "",
-        "| combination | n | top-1 error | top-5 error | paper top-1 | steps | train time | eval time |",
+        "| combination | n | top-1 error | top-5 error | paper top-1 | steps | train time | eval time "
+        "| wall time |",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         n = f"{row['n']}" if row["n"] == row["n_runs"] else f"{row['n']} of {row['n_runs']}"
         steps = ", ".join(str(s) for s in row.get("steps", [])) or "-"
         lines.append(
             f"| {row['label']} | {n} | {_fmt_stats(row.get('top1_error'))} | "
             f"{_fmt_stats(row.get('top5_error'))} | {_paper(row, 'top1')} | {steps} | "
-            f"{_fmt_seconds(row.get('train_seconds'))} | {_fmt_seconds(row.get('eval_seconds'))} |"
+            f"{_fmt_seconds(row.get('train_seconds'))} | {_fmt_seconds(row.get('eval_seconds'))} | "
+            f"{_fmt_seconds(row.get('wall_seconds'))} |"
         )
     thresholds = list(rows[0].get("steps_to_train_error", {})) if rows else []
     if thresholds:

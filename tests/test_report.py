@@ -72,6 +72,7 @@ def sweep_dir(tmp_path):
             f"model.name=lenet5_modern/seed={seed}",
             _config("lenet5_modern", seed),
             _records(top1, 0.001),
+            status={"outcome": "finished", "wall_seconds": 100.0 + 10 * seed},
         )
     _write_run(
         root, "model.name=lenet5_modern/seed=2", _config("lenet5_modern", 2), _records(0.5, 0.1, last=150)
@@ -125,6 +126,8 @@ def test_report_aggregates_known_numbers(sweep_dir):
         "| 0.95 (+0.25) | 200 |" in md
     )
     assert "| model.name=lenet5_modern | 2 of 4 | 2.50 ± 0.71 (2.00, 3.00) |" in md
+    assert modern["wall_seconds"] == pytest.approx(105.0) and lenet["wall_seconds"] is None
+    assert md.count(" | 6 s | 1 s | 105 s |") == 1 and md.count(" | 6 s | 1 s | - |") == 1
     assert "- `model.name=lenet5_modern/seed=2`: unfinished: step 150 of 200" in md
 
     trials = os.listdir(os.path.join(sweep_dir, "hparams", "model.name=lenet5_modern"))
