@@ -360,12 +360,38 @@ def write_hparams(root: str, keys: list[str], loaded: list[dict]) -> str | None:
     return directory
 
 
-def _sweep_order(root: str) -> list[str]:
+def _sweep_values(root: str) -> dict[str, list[str]]:
+    """The sweep's keys and values as given on its command line (DIR/sweep.json), in order."""
     try:
         with open(os.path.join(root, "sweep.json")) as f:
-            return list(json.load(f).get("sweep", {}))
-    except (OSError, ValueError, AttributeError):
-        return []
+            return dict(json.load(f).get("sweep", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _matches(given: str, value) -> bool:
+    """Whether the command line's `given` (a string) is the config's parsed `value`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(given) == value
+        except ValueError:
+            return False
+    return given == (json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value))
+
+
+def sweep_sort(rows: list[dict], values: dict[str, list[str]]) -> list[dict]:
+    """The rows in the sweep's order: by each swept key's values as the command line listed them
+    (rows with a value it does not list, or keys it did not sweep, keep their order, after)."""
+
+    def rank(row):
+        out = []
+        for key, given in values.items():
+            if key in row["values"]:
+                found = [i for i, g in enumerate(given) if _matches(g, row["values"][key])]
+                out.append(found[0] if found else len(given))
+        return out
+
+    return sorted(rows, key=rank)
 
 
 def _json_ready(value):
@@ -390,8 +416,9 @@ def report(root: str, train_error_below: tuple[float, ...] = ()) -> dict:
     loaded = load_runs(root)
     if not loaded:
         raise FileNotFoundError(f"no runs under {root} (no directory with a {run_dir.MANIFEST_FILE})")
-    keys = group_keys(loaded, _sweep_order(root))
-    rows = aggregate(loaded, keys, tuple(train_error_below))
+    swept = _sweep_values(root)
+    keys = group_keys(loaded, list(swept))
+    rows = sweep_sort(aggregate(loaded, keys, tuple(train_error_below)), swept)
     plots = plot(root, rows, loaded)
     hparams = write_hparams(root, keys, loaded)
     text = markdown(root, keys, rows, loaded, plots)

@@ -222,3 +222,25 @@ def test_bad_thresholds_are_one_line(tmp_path):
         timeout=300,
     )
     assert proc.returncode == 1 and proc.stderr.strip().startswith("error: --train_error_below=abc: 'abc'")
+
+
+def test_rows_follow_the_sweeps_order_of_values():
+    rows = [
+        {"values": {"input.train_augment": "lecun_distortions", "optimizer.base_learning_rate": 0.08}},
+        {"values": {"input.train_augment": "none", "optimizer.base_learning_rate": 0.08}},
+        {"values": {"input.train_augment": "none", "optimizer.base_learning_rate": 0.02}},
+        {"values": {"input.train_augment": "other", "optimizer.base_learning_rate": 0.02}},
+    ]
+    swept = {
+        "input.train_augment": ["none", "lecun_distortions"],
+        "optimizer.base_learning_rate": ["0.02", "0.08"],
+    }
+    ordered = report.sweep_sort(rows, swept)
+    assert [list(r["values"].values()) for r in ordered] == [
+        ["none", 0.02],
+        ["none", 0.08],
+        ["lecun_distortions", 0.08],
+        ["other", 0.02],  # a value the sweep did not list: last
+    ]
+    assert report.sweep_sort(rows, {}) == rows
+    assert report._matches("true", True) and report._matches("1e-4", 0.0001) and not report._matches("x", 1.0)
