@@ -282,9 +282,10 @@ def _series(run: dict, metric: str, scale: float, epochs: bool) -> dict[float, f
     return {(r["step"] / per if per else r["step"]): scale * r[metric] for r in run["records"] if metric in r}
 
 
-def plot(root: str, rows: list[dict], loaded: list[dict]) -> list[str]:
+def plot(root: str, rows: list[dict], loaded: list[dict], thresholds: tuple[float, ...] = ()) -> list[str]:
     """plots/*.png: each metric against epochs (steps where unknown), a mean line and min-max band
-    per combination, over its finished runs. Returns the files written."""
+    per combination, over its finished runs; the training-error thresholds as dashed lines.
+    Returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -317,6 +318,9 @@ def plot(root: str, rows: list[dict], loaded: list[dict]) -> list[str]:
         if not drawn:
             plt.close(fig)
             continue
+        if metric == "train/top1_error":
+            for t in thresholds:
+                ax.axhline(t, color="gray", linestyle="--", linewidth=0.8)
         ax.set_xlabel("epoch" if epochs else "step")
         ax.set_ylabel(title)
         ax.set_title(f"{title}: mean over seeds, band = min-max")
@@ -419,7 +423,7 @@ def report(root: str, train_error_below: tuple[float, ...] = ()) -> dict:
     swept = _sweep_values(root)
     keys = group_keys(loaded, list(swept))
     rows = sweep_sort(aggregate(loaded, keys, tuple(train_error_below)), swept)
-    plots = plot(root, rows, loaded)
+    plots = plot(root, rows, loaded, tuple(train_error_below))
     hparams = write_hparams(root, keys, loaded)
     text = markdown(root, keys, rows, loaded, plots)
     print(text, end="")  # printed before written
