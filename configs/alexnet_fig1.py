@@ -21,9 +21,11 @@ decay) and the model's flax default initialisation. No augmentation, no weight d
 
 from configs.base import apply_variant, base_config, parse_arg
 
+VARIANTS = ("cifar10", "tanh")
+
 
 def get_config(arg=None):
-    tokens, smoke = parse_arg(arg, ("cifar10", "tanh"))
+    tokens, smoke = parse_arg(arg, VARIANTS)
     config = base_config()
     config.model.name = "alexnet_fig1"
     config.model.act = "tanh" if "tanh" in tokens else "relu"  # the figure's switch
