@@ -9,7 +9,7 @@ chance level within so few steps).
 
 The paper trains with stochastic diagonal Levenberg-Marquardt for 20 passes; jaxcnn uses the
 project's SGD with momentum 0.9, gradient clipping and a cosine schedule over 30 passes,
-with the paper's MAP loss (experiments/lenet5_mnist.md has the measurements).
+with the paper's MAP loss (experiments/lenet5_mnist/README.md has the measurements).
 """
 
 from configs.base import apply_variant, base_config
@@ -22,7 +22,7 @@ def get_config(arg=None):
     config.input.image_size = 32  # the 28x28 digits padded into LeNet's 32x32 field
     config.input.normalize = "lecun"  # background -0.1, ink 1.175
 
-    # The paper's MAP criterion for the RBF outputs (eq. 9); see experiments/lenet5_mnist.md for
+    # The paper's MAP criterion for the RBF outputs (eq. 9); see experiments/lenet5_mnist/README.md for
     # the ablation against plain cross-entropy (0.98% vs 1.15% test error).
     config.loss.name = "lecun_map"
     config.loss.map_j = 10.0

@@ -9,6 +9,9 @@ Variants (`:ARG`, comma-separated, e.g. `:110` or `:56,plain`):
   val                   the paper's 45k/5k train/validation split (train[:90%] / train[90%:]), on
                         which it fixed the schedule; the default trains on all 50k and tests on the
                         10k test set, as Table 6 reports.
+  mnist                 the same networks and optimiser on MNIST (28x28 digits padded, centred, into
+                        the 32x32 field; one channel; no flips or crops, which would change a digit's
+                        meaning or cut it): what experiments/resnet_plain_vs_residual runs on a CPU.
   smoke                 a few steps of the same recipe (what the tests run).
 
 Launch, one host (CIFAR-10 prepared by `python -m jaxcnn.data.prepare cifar10`):
@@ -31,7 +34,7 @@ divided by 10 at 32k and 48k iterations, stop at 64k; He initialisation, BatchNo
 from configs.base import apply_variant, base_config, one_of, parse_arg
 
 DEPTHS = ("20", "32", "44", "56", "110")
-VARIANTS = (*DEPTHS, "plain", "val")
+VARIANTS = (*DEPTHS, "plain", "val", "mnist")
 
 
 def get_config(arg=None):
@@ -48,6 +51,10 @@ def get_config(arg=None):
     config.input.normalize = "standardize"
     config.input.train_augment = "cifar"
     config.input.shuffle_buffer = 50_000
+    if "mnist" in tokens:
+        config.dataset.name = "mnist"
+        config.input.train_augment = "none"
+        config.input.shuffle_buffer = 60_000
 
     config.batch_size = 128
     config.eval_batch_size = 1000

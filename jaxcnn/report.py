@@ -5,13 +5,18 @@ Every directory under DIR with a manifest (config.json) is a run. Runs are group
 whose values differ between their manifests (the swept keys; the seed and the keys free to change on
 resume are not grouping keys), one row per combination: the number of finished seeds, the final
 evaluation's top-1 and top-5 error as mean +- std over seeds (the n-1 sample std) with min and max,
-the steps, the training and evaluation wall time, and, where the model's registry facts report a
-number for the dataset (`reported["DATASET/test_error"]` or `"DATASET/top1_error"`), the paper's
-value and our mean minus it. Only finished runs are averaged; unfinished, running, failed and
-diverged runs are listed by name with their state. The plots draw training loss, training error and
-evaluation error against epochs (steps when a run's epoch length cannot be resolved here), one line
-(the mean over seeds) per combination with the seeds' min-max spread as a band. root/hparams holds
-the finished runs for TensorBoard's HParams view.
+the steps, the training and evaluation wall time (and each run's whole, from the sweep), and, where
+the model's registry facts report a number for the dataset (`reported["DATASET/test_error"]` or
+`"DATASET/top1_error"`; `"DATASET_distortions/..."` for a run trained with the lecun_distortions
+preset), the paper's value and our mean minus it. Only finished runs are averaged; unfinished,
+running, failed and diverged runs are listed by name with their state. The plots draw training loss,
+training error and evaluation error against epochs (steps when a run's epoch length cannot be resolved
+here), one line (the mean over seeds) per combination with the seeds' min-max spread as a band.
+root/hparams holds the finished runs for TensorBoard's HParams view.
+
+`--train_error_below=25,15` adds, per combination, the steps at which the logged training error first
+falls to each threshold (percent), over the seeds that reach it (AlexNet Fig. 1's measure: steps to
+25% training error).
 """
 
 from __future__ import annotations
@@ -26,6 +31,10 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 from jaxcnn import run_dir, runs  # noqa: E402
+
+# Augmentation presets under which a paper reports a separate number, and the suffix of the registry
+# key that holds it: lenet5's "mnist_distortions/test_error" (LeCun et al. 1998, 0.8%).
+REPORTED_AUGMENT = {"lecun_distortions": "distortions"}
 
 PLOTS = (  # (metric, file, title, scale)
     ("train/loss", "train_loss.png", "training loss", 1.0),
@@ -119,14 +128,29 @@ def _reported(config: dict) -> dict:
     except ValueError:
         return {}
     dataset = config.get("dataset", {}).get("name", "").split("/")[0]
+    augment = config.get("input", {}).get("train_augment", "none")
+    if augment in REPORTED_AUGMENT:
+        dataset = f"{dataset}_{REPORTED_AUGMENT[augment]}"
     facts = info.reported
     top1 = facts.get(f"{dataset}/test_error", facts.get(f"{dataset}/top1_error"))
     top5 = facts.get(f"{dataset}/top5_error")
     return {k: v for k, v in (("top1", top1), ("top5", top5)) if v is not None}
 
 
-def aggregate(loaded: list[dict], keys: list[str]) -> list[dict]:
-    """One entry per combination of `keys`' values (in first-seen order): finished runs averaged."""
+def steps_to_train_error(records: list[dict], threshold: float) -> int | None:
+    """The first logged step whose training top-1 error (a window's mean) is at most `threshold`
+    percent; None if no window reaches it."""
+    for r in records:
+        if "train/top1_error" in r and 100 * r["train/top1_error"] <= threshold:
+            return r["step"]
+    return None
+
+
+def aggregate(loaded: list[dict], keys: list[str], train_error_below: tuple[float, ...] = ()) -> list[dict]:
+    """One entry per combination of `keys`' values (in first-seen order): finished runs averaged.
+
+    train_error_below: thresholds (percent); each row gets row["steps_to_train_error"][str(t)]: the
+    steps to reach t over the seeds that do (stats), and how many of the finished seeds do."""
     groups: dict[str, dict] = {}
     for r in loaded:
         values = {k: r["flat"].get(k) for k in keys}
@@ -153,9 +177,21 @@ def aggregate(loaded: list[dict], keys: list[str]) -> list[dict]:
             row["steps"] = sorted({r["final"]["step"] for r in done})
             row["train_seconds"] = statistics.fmean(r["train_seconds"] for r in done)
             row["eval_seconds"] = statistics.fmean(r["eval_seconds"] for r in done)
+            walls = [r["wall_seconds"] for r in done if r["wall_seconds"] is not None]
+            # The sweep's wall time of each run's process: start-up, compilation, data and checkpoints too.
+            row["wall_seconds"] = statistics.fmean(walls) if walls else None
             for k in ("top1", "top5"):
                 if k in row["reported"] and f"{k}_error" in row:
                     row[f"{k}_vs_paper"] = row[f"{k}_error"]["mean"] - row["reported"][k]
+        if train_error_below:
+            row["steps_to_train_error"] = {}
+            for t in train_error_below:
+                reached = [s for s in (steps_to_train_error(r["records"], t) for r in done) if s is not None]
+                row["steps_to_train_error"][f"{t:g}"] = {
+                    "reached": len(reached),
+                    "of": len(done),
+                    "steps": _stats([float(s) for s in reached]) if reached else None,
+                }
         rows.append(row)
     return rows
 
@@ -191,17 +227,45 @@ def markdown(root: str, keys: list[str], rows: list[dict], loaded: list[dict], p
     )
     lines += [
         "",
-        "| combination | n | top-1 error | top-5 error | paper top-1 | steps | train time | eval time |",
+        "| combination | n | top-1 error | top-5 error | paper top-1 | steps | train time | eval time "
+        "| wall time |",
     ]
-    lines.append("|---|---|---|---|---|---|---|---|")
+    lines.append("|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         n = f"{row['n']}" if row["n"] == row["n_runs"] else f"{row['n']} of {row['n_runs']}"
         steps = ", ".join(str(s) for s in row.get("steps", [])) or "-"
         lines.append(
             f"| {row['label']} | {n} | {_fmt_stats(row.get('top1_error'))} | "
             f"{_fmt_stats(row.get('top5_error'))} | {_paper(row, 'top1')} | {steps} | "
-            f"{_fmt_seconds(row.get('train_seconds'))} | {_fmt_seconds(row.get('eval_seconds'))} |"
+            f"{_fmt_seconds(row.get('train_seconds'))} | {_fmt_seconds(row.get('eval_seconds'))} | "
+            f"{_fmt_seconds(row.get('wall_seconds'))} |"
         )
+    thresholds = list(rows[0].get("steps_to_train_error", {})) if rows else []
+    if thresholds:
+        lines += [
+            "",
+            "## Steps to reach a training error",
+            "",
+            "The first logged step whose training top-1 error (the mean over the log window) is at most "
+            "the threshold; mean ± std (min, max) over the finished seeds that reach it.",
+            "",
+            "| combination | " + " | ".join(f"steps to ≤ {t}%" for t in thresholds) + " |",
+            "|---|" + "---|" * len(thresholds),
+        ]
+        for row in rows:
+            cells = []
+            for t in thresholds:
+                entry = row["steps_to_train_error"][t]
+                if entry["steps"] is None:
+                    cells.append(f"not reached (0 of {entry['of']})")
+                    continue
+                s = entry["steps"]
+                text = f"{s['mean']:.0f} ± {s['std']:.0f} ({s['min']:.0f}, {s['max']:.0f})"
+                cells.append(
+                    text
+                    + ("" if entry["reached"] == entry["of"] else f", {entry['reached']} of {entry['of']}")
+                )
+            lines.append(f"| {row['label']} | " + " | ".join(cells) + " |")
     left_out = [(name, why) for row in rows for name, why in row["not_averaged"].items()]
     if left_out:
         lines += ["", "## Runs not averaged", ""]
@@ -218,9 +282,10 @@ def _series(run: dict, metric: str, scale: float, epochs: bool) -> dict[float, f
     return {(r["step"] / per if per else r["step"]): scale * r[metric] for r in run["records"] if metric in r}
 
 
-def plot(root: str, rows: list[dict], loaded: list[dict]) -> list[str]:
+def plot(root: str, rows: list[dict], loaded: list[dict], thresholds: tuple[float, ...] = ()) -> list[str]:
     """plots/*.png: each metric against epochs (steps where unknown), a mean line and min-max band
-    per combination, over its finished runs. Returns the files written."""
+    per combination, over its finished runs; the training-error thresholds as dashed lines.
+    Returns the files written."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -253,6 +318,9 @@ def plot(root: str, rows: list[dict], loaded: list[dict]) -> list[str]:
         if not drawn:
             plt.close(fig)
             continue
+        if metric == "train/top1_error":
+            for t in thresholds:
+                ax.axhline(t, color="gray", linestyle="--", linewidth=0.8)
         ax.set_xlabel("epoch" if epochs else "step")
         ax.set_ylabel(title)
         ax.set_title(f"{title}: mean over seeds, band = min-max")
@@ -296,12 +364,38 @@ def write_hparams(root: str, keys: list[str], loaded: list[dict]) -> str | None:
     return directory
 
 
-def _sweep_order(root: str) -> list[str]:
+def _sweep_values(root: str) -> dict[str, list[str]]:
+    """The sweep's keys and values as given on its command line (DIR/sweep.json), in order."""
     try:
         with open(os.path.join(root, "sweep.json")) as f:
-            return list(json.load(f).get("sweep", {}))
-    except (OSError, ValueError, AttributeError):
-        return []
+            return dict(json.load(f).get("sweep", {}))
+    except (OSError, ValueError, AttributeError, TypeError):
+        return {}
+
+
+def _matches(given: str, value) -> bool:
+    """Whether the command line's `given` (a string) is the config's parsed `value`."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        try:
+            return float(given) == value
+        except ValueError:
+            return False
+    return given == (json.dumps(value) if isinstance(value, (bool, list, dict)) else str(value))
+
+
+def sweep_sort(rows: list[dict], values: dict[str, list[str]]) -> list[dict]:
+    """The rows in the sweep's order: by each swept key's values as the command line listed them
+    (rows with a value it does not list, or keys it did not sweep, keep their order, after)."""
+
+    def rank(row):
+        out = []
+        for key, given in values.items():
+            if key in row["values"]:
+                found = [i for i, g in enumerate(given) if _matches(g, row["values"][key])]
+                out.append(found[0] if found else len(given))
+        return out
+
+    return sorted(rows, key=rank)
 
 
 def _json_ready(value):
@@ -315,8 +409,10 @@ def _json_ready(value):
     return value
 
 
-def report(root: str) -> dict:
+def report(root: str, train_error_below: tuple[float, ...] = ()) -> dict:
     """Writes root/report.md, root/report.json and root/plots/*.png; returns report.json's content.
+
+    train_error_below: training-error thresholds (percent) to report the steps to (see aggregate).
 
     Raises:
       FileNotFoundError: root is not a directory, or holds no run (no config.json under it).
@@ -324,9 +420,10 @@ def report(root: str) -> dict:
     loaded = load_runs(root)
     if not loaded:
         raise FileNotFoundError(f"no runs under {root} (no directory with a {run_dir.MANIFEST_FILE})")
-    keys = group_keys(loaded, _sweep_order(root))
-    rows = aggregate(loaded, keys)
-    plots = plot(root, rows, loaded)
+    swept = _sweep_values(root)
+    keys = group_keys(loaded, list(swept))
+    rows = sweep_sort(aggregate(loaded, keys, tuple(train_error_below)), swept)
+    plots = plot(root, rows, loaded, tuple(train_error_below))
     hparams = write_hparams(root, keys, loaded)
     text = markdown(root, keys, rows, loaded, plots)
     print(text, end="")  # printed before written
@@ -359,11 +456,36 @@ def report(root: str) -> dict:
     return result
 
 
+_USAGE = (
+    "usage: python -m jaxcnn.report DIR [--train_error_below=25,15] (DIR: a directory of runs, e.g. a "
+    "sweep's --workdir; the thresholds in percent)"
+)
+
+
+def parse_thresholds(text: str) -> tuple[float, ...]:
+    """ "25,15" -> (25.0, 15.0); ValueError names a value that is not a percentage in (0, 100]."""
+    values = []
+    for part in text.split(","):
+        try:
+            value = float(part)
+        except ValueError:
+            value = float("nan")
+        if not 0 < value <= 100:
+            raise ValueError(f"--train_error_below={text}: {part!r} is not a percentage in (0, 100]")
+        values.append(value)
+    return tuple(values)
+
+
 def main(argv: list[str]) -> None:
-    if len(argv) != 1 or argv[0].startswith("-"):
-        sys.exit("usage: python -m jaxcnn.report DIR (a directory of runs, e.g. a sweep's --workdir)")
+    positional = [a for a in argv if not a.startswith("-")]
+    flags = [a for a in argv if a.startswith("-")]
+    if len(positional) != 1 or any(not f.startswith("--train_error_below=") for f in flags):
+        sys.exit(_USAGE)
     try:
-        report(argv[0])
+        thresholds = ()
+        for flag in flags:
+            thresholds += parse_thresholds(flag.partition("=")[2])
+        report(positional[0], thresholds)
     except (ValueError, FileNotFoundError) as e:
         sys.exit(f"error: {e}")
 

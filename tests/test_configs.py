@@ -104,6 +104,15 @@ def test_variants_change_what_they_name():
     assert load("resnet50_imagenet.py").to_dict() == load("resnet_imagenet.py").to_dict()
     assert load("resnet_cifar10.py:56,plain").model.name == "plain56"
     assert load("resnet_cifar10.py:val").dataset.train_split == "train[:90%]"
+    mnist = load("resnet_cifar10.py:56,plain,mnist")
+    assert (mnist.model.name, mnist.dataset.name, mnist.input.train_augment) == ("plain56", "mnist", "none")
+    assert load("alexnet_fig1.py").model.to_dict() == {
+        "name": "alexnet_fig1",
+        "act": "relu",
+        "cpu_kernels": "auto",
+    }
+    assert load("alexnet_fig1.py:tanh,cifar10").model.act == "tanh"
+    assert load("alexnet_fig1.py:tanh,cifar10").dataset.name == "cifar10"
     assert load("inception_v3_imagenet.py:no_aux").model.aux_logits is False
 
 

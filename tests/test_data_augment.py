@@ -157,6 +157,33 @@ def test_rotate_shift_noise_blur():
     np.testing.assert_allclose(blurred.mean(), image.numpy().mean(), atol=0.02)
 
 
+def test_lecun_affine_distortion():
+    image = np.zeros((32, 32, 1), np.float32)
+    image[8:24, 14:18] = 1.0  # an upright stroke, centred
+    none = augment.affine(tf.constant(image), _seed(0), shift=0.0, scale=0.0, squeeze=0.0, shear=0.0)
+    np.testing.assert_allclose(none.numpy(), image, atol=1e-5)
+    # Shearing alone slants the stroke: its top and bottom move opposite ways, its middle stays.
+    sheared = augment.affine(tf.constant(image), _seed(1), shift=0.0, scale=0.0, squeeze=0.0, shear=0.3)
+    sheared = sheared.numpy()[..., 0]
+    xs = np.arange(32)
+
+    def centre_x(row):
+        return (sheared[row] * xs).sum() / sheared[row].sum()
+
+    top, middle, bottom = centre_x(9), centre_x(16), centre_x(22)
+    assert abs(middle - 15.5) < 0.6 and (top - middle) * (bottom - middle) < 0 and abs(top - bottom) > 0.5
+    # The defaults keep the digit in the field: ink mass within the area factor, centroid near the centre.
+    mnist = image_ops.Source("mnist", 1, False, (28, 28, 1))
+    prep = augment.train_preprocessor(mnist, 32, "unit", "lecun_distortions")
+    digit = tf.constant((image[2:30, 2:30] * 255).astype(np.uint8))  # a 28 x 28 digit, padded to 32
+    outs = [prep(digit, _seed(k)).numpy()[..., 0] for k in range(8)]
+    for out in outs:
+        assert out.shape == (32, 32) and 0.7 < out.sum() / image.sum() < 1.35
+        cy, cx = (np.array(np.nonzero(out > 0.5)).mean(1) - 15.5).tolist()
+        assert abs(cy) < 2.5 and abs(cx) < 2.5
+    assert len({o.tobytes() for o in outs}) == 8
+
+
 def test_bad_pixels_are_named():
     for bad in (tf.zeros((28, 28), tf.uint8), tf.zeros((8, 8, 3)), tf.zeros((8, 8, 4), tf.uint8)):
         with pytest.raises(ValueError, match="expected a uint8 image of shape \\(height, width, channels\\)"):

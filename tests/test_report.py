@@ -72,6 +72,7 @@ def sweep_dir(tmp_path):
             f"model.name=lenet5_modern/seed={seed}",
             _config("lenet5_modern", seed),
             _records(top1, 0.001),
+            status={"outcome": "finished", "wall_seconds": 100.0 + 10 * seed},
         )
     _write_run(
         root, "model.name=lenet5_modern/seed=2", _config("lenet5_modern", 2), _records(0.5, 0.1, last=150)
@@ -125,6 +126,8 @@ def test_report_aggregates_known_numbers(sweep_dir):
         "| 0.95 (+0.25) | 200 |" in md
     )
     assert "| model.name=lenet5_modern | 2 of 4 | 2.50 ± 0.71 (2.00, 3.00) |" in md
+    assert modern["wall_seconds"] == pytest.approx(105.0) and lenet["wall_seconds"] is None
+    assert md.count(" | 6 s | 1 s | 105 s |") == 1 and md.count(" | 6 s | 1 s | - |") == 1
     assert "- `model.name=lenet5_modern/seed=2`: unfinished: step 150 of 200" in md
 
     trials = os.listdir(os.path.join(sweep_dir, "hparams", "model.name=lenet5_modern"))
@@ -164,3 +167,80 @@ def test_a_directory_without_runs_is_one_line(tmp_path):
     )
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"error: no runs under {tmp_path} (no directory with a config.json)"
+
+
+def test_steps_to_a_training_error_per_combination(tmp_path):
+    # relu seeds cross 25% at steps 100 and 150 and 15% at 200 (one seed only); tanh never does.
+    root = str(tmp_path / "fig1")
+    curves = {
+        ("relu", 0): [0.6, 0.2, 0.2, 0.1],
+        ("relu", 1): [0.6, 0.3, 0.25, 0.2],
+        ("tanh", 0): [0.9, 0.8, 0.7, 0.6],
+    }
+    for (act, seed), errors in curves.items():
+        config = _config("lenet5", seed)
+        config["model"]["act"] = act
+        records = [r for r in _records(0.1, 0.01) if "train/loss" not in r]
+        records += [
+            {"step": 50 * (i + 1), "train/loss": 1.0, "train/top1_error": e} for i, e in enumerate(errors)
+        ]
+        _write_run(root, f"model.act={act}/seed={seed}", config, sorted(records, key=lambda r: r["step"]))
+    result = report.report(root, train_error_below=(25, 15))
+    relu, tanh = result["combinations"]
+    assert relu["label"] == "model.act=relu"
+    assert relu["steps_to_train_error"]["25"]["steps"]["values"] == [100.0, 150.0]
+    assert relu["steps_to_train_error"]["15"] == {
+        "reached": 1,
+        "of": 2,
+        "steps": {"mean": 200.0, "std": 0.0, "min": 200.0, "max": 200.0, "values": [200.0]},
+    }
+    assert tanh["steps_to_train_error"]["25"] == {"reached": 0, "of": 1, "steps": None}
+    md = open(os.path.join(root, "report.md")).read()
+    assert "| model.act=relu | 125 ± 35 (100, 150) | 200 ± 0 (200, 200), 1 of 2 |" in md
+    assert "| model.act=tanh | not reached (0 of 1) | not reached (0 of 1) |" in md
+    assert report.steps_to_train_error([{"step": 5, "train/top1_error": 0.25}], 25) == 5  # at most
+
+
+def test_the_paper_value_follows_the_distortions():
+    config = _config("lenet5", 0)
+    assert report._reported(config) == {"top1": 0.95}
+    config["input"]["train_augment"] = "lecun_distortions"
+    assert report._reported(config) == {"top1": 0.8}
+
+
+def test_bad_thresholds_are_one_line(tmp_path):
+    assert report.parse_thresholds("25,15") == (25.0, 15.0)
+    for bad in ("25,x", "0", "150"):
+        with pytest.raises(ValueError, match=f"--train_error_below={bad}: '.*' is not a percentage in"):
+            report.parse_thresholds(bad)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.report", str(tmp_path), "--train_error_below=abc"],
+        cwd=ROOT,
+        env=cli_env(),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert proc.returncode == 1 and proc.stderr.strip().startswith("error: --train_error_below=abc: 'abc'")
+
+
+def test_rows_follow_the_sweeps_order_of_values():
+    rows = [
+        {"values": {"input.train_augment": "lecun_distortions", "optimizer.base_learning_rate": 0.08}},
+        {"values": {"input.train_augment": "none", "optimizer.base_learning_rate": 0.08}},
+        {"values": {"input.train_augment": "none", "optimizer.base_learning_rate": 0.02}},
+        {"values": {"input.train_augment": "other", "optimizer.base_learning_rate": 0.02}},
+    ]
+    swept = {
+        "input.train_augment": ["none", "lecun_distortions"],
+        "optimizer.base_learning_rate": ["0.02", "0.08"],
+    }
+    ordered = report.sweep_sort(rows, swept)
+    assert [list(r["values"].values()) for r in ordered] == [
+        ["none", 0.02],
+        ["none", 0.08],
+        ["lecun_distortions", 0.08],
+        ["other", 0.02],  # a value the sweep did not list: last
+    ]
+    assert report.sweep_sort(rows, {}) == rows
+    assert report._matches("true", True) and report._matches("1e-4", 0.0001) and not report._matches("x", 1.0)

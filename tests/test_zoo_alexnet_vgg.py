@@ -205,3 +205,21 @@ def test_vgg_depths_and_the_lrn_and_bn_variants():
     assert [k for k in maps if k.startswith("lrn")] == ["lrn1"] and maps["lrn1"] == (224, 224, 64)
     params, _ = _abstract_run("vgg16_bn", 32)
     assert sum(k.startswith("bn") for k in params) == 13 and "bias" in params["conv1_1"]
+
+
+def test_alexnet_fig1_layers_and_its_activation_switch():
+    params, _ = _abstract_run("alexnet_fig1")
+    assert [params[f"conv{i}"]["kernel"].shape for i in (1, 2, 3)] == [
+        (5, 5, 3, 32),
+        (5, 5, 32, 32),
+        (5, 5, 32, 64),
+    ]
+    assert params["fc4"]["kernel"].shape == (4 * 4 * 64, 10)  # 32 -> 16 -> 8 -> 4 by the three pools
+    x = jax.random.normal(jax.random.PRNGKey(1), (2, 32, 32, 1))  # Fashion-MNIST: one channel
+    relu = jaxcnn.create_model("alexnet_fig1")
+    variables = relu.init(jax.random.PRNGKey(0), x)
+    tanh = jaxcnn.create_model("alexnet_fig1", act="tanh")
+    a, b = relu.apply(variables, x), tanh.apply(variables, x)
+    assert a.shape == b.shape == (2, 10) and not np.allclose(a, b)  # same weights, other activation
+    with pytest.raises(ValueError, match="act must be one of \\['relu', 'tanh'\\], got 'sigmoid'"):
+        jaxcnn.create_model("alexnet_fig1", act="sigmoid").init(jax.random.PRNGKey(0), x)

@@ -191,6 +191,28 @@ def shift(image, seed, fraction=0.1):
     return _transform(image, [1.0, 0.0, -dx * width, 0.0, 1.0, -dy * height, 0.0, 0.0, 1.0])
 
 
+def affine(image, seed, shift=0.06, scale=0.1, squeeze=0.1, shear=0.15):
+    """LeNet-5's distortions (LeCun et al. 1998, Sec. III-C): a random planar affine map about the
+    centre combining horizontal and vertical translations (up to `shift` of the size), scaling by
+    1 +- `scale`, squeezing (x by q, y by 1/q for q in 1 +- `squeeze`: one axis compressed while the
+    other is elongated) and horizontal shearing (x += h * y, |h| <= `shear`); each uniform. The paper
+    names the transformations but not their ranges; the defaults keep a digit inside LeNet's 32 x 32
+    field. Uncovered pixels are 0 (MNIST's background)."""
+    import tensorflow as tf
+
+    tx, ty, s, q, h = tf.unstack(tf.random.stateless_uniform([5], seed, -1.0, 1.0))
+    height, width = tf.unstack(tf.cast(tf.shape(image)[:2], tf.float32))
+    cy, cx = (height - 1) / 2, (width - 1) / 2
+    tx, ty = tx * shift * width, ty * shift * height
+    s, q, h = 1 + scale * s, 1 + squeeze * q, shear * h
+    # Forward (input -> output) about the centre: [[s*q, h], [0, s/q]] then (tx, ty); the transform
+    # takes the inverse, output -> input: [[1/a, -h/(a*d)], [0, 1/d]] with a = s*q, d = s/q.
+    a, d = s * q, s / q
+    m00, m01, m11 = 1 / a, -h / (a * d), 1 / d
+    ox, oy = cx + tx, cy + ty
+    return _transform(image, [m00, m01, cx - m00 * ox - m01 * oy, 0.0, m11, cy - m11 * oy, 0.0, 0.0, 1.0])
+
+
 def noise(image, seed, sigma=0.05):
     """Additive Gaussian noise N(0, sigma^2) per pixel and channel (not clipped)."""
     import tensorflow as tf
@@ -222,6 +244,7 @@ OPS = {
     "color": color,
     "rotate": rotate,
     "shift": shift,
+    "affine": affine,
     "noise": noise,
     "blur": blur,
 }
@@ -254,6 +277,8 @@ PRESETS = {
     ),
     # ResNet Sec. 4.2 (CIFAR): pad 4, random 32 crop, flip.
     "cifar": (("pad_and_crop", {"pad": 4}), ("flip", {})),
+    # LeNet-5 (LeCun et al. 1998, Sec. III-C): the centred digit, then a random planar affine distortion.
+    "lecun_distortions": (("center", {}), ("affine", {})),
 }
 
 _OP_SPEC = re.compile(r"\s*(\w+)\s*(?:\(([^()]*)\))?\s*(?:,|$)")

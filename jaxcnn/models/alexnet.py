@@ -254,3 +254,60 @@ _alexnet(
     "renormalisation of Sec. 3 is a training-time rule, not built in. Errors averaged over 10 crops.",
     reported={"imagenet/top1_error_10crop": 38.4, "imagenet/top5_error_10crop": 16.5},
 )  # fmt: skip
+
+
+# AlexNet Fig. 1: "a four-layer convolutional neural network" on CIFAR-10, ReLU against tanh. The
+# paper does not print the net; cuda-convnet's example of its size (layers-80sec) reads as three
+# 5x5 convolutions (32, 32, 64 maps, padding 2), each followed by a 3x3/2 pool (max, average,
+# average), and one fully connected layer: four layers with weights.
+FIG1_CONVS = (32, 32, 64)
+FIG1_POOLS = ("max", "avg", "avg")
+_FIG1_ACTS = {"relu": nn.relu, "tanh": jnp.tanh}
+
+
+class AlexNetFig1(nn.Module):
+    """The small convnet of AlexNet's Fig. 1, with its activation as a switch.
+
+    Attributes:
+      num_classes: outputs of the fully connected layer (fc4).
+      act: "relu" or "tanh", after every convolution (the figure's two curves); a string, so a
+        config can set it (`config.model.act = "tanh"`).
+      dtype: computation dtype.
+      conv: the convolution (flax's nn.Conv).
+    """
+
+    num_classes: int = 10
+    act: str = "relu"
+    dtype: Any = jnp.float32
+    conv: Callable = nn.Conv
+
+    @nn.compact
+    def __call__(self, x, train: bool = False, features_only: bool = False):
+        if self.act not in _FIG1_ACTS:
+            raise ValueError(f"act must be one of {sorted(_FIG1_ACTS)}, got {self.act!r}")
+        act = _FIG1_ACTS[self.act]
+        x = x.astype(self.dtype)
+        for i, (features, pool) in enumerate(zip(FIG1_CONVS, FIG1_POOLS), 1):
+            x = act(self.conv(features, (5, 5), padding=[(2, 2)] * 2, dtype=self.dtype, name=f"conv{i}")(x))
+            # 3x3/2 windows padded on the bottom/right as cuda-convnet's pools (32 -> 16 -> 8 -> 4).
+            window = dict(window_shape=(3, 3), strides=(2, 2), padding=[(0, 1), (0, 1)])
+            x = (
+                nn.max_pool(x, **window)
+                if pool == "max"
+                else nn.avg_pool(x, count_include_pad=False, **window)
+            )
+        x = x.reshape(x.shape[0], -1)
+        if features_only:
+            return x
+        return nn.Dense(self.num_classes, dtype=self.dtype, name="fc4")(x)
+
+
+register_model(
+    "alexnet_fig1", dict(act="relu"), constructor=AlexNetFig1, input_size=(32, 32, 3), num_classes=10,
+    reference=KRIZHEVSKY_2012, num_params=89_578, gmacs=0.0122982, small_input_size=16,
+    notes="Fig. 1's four-layer CIFAR-10 convnet (read from cuda-convnet's layers-80sec: conv 32-32-64 "
+    "@5x5 pad 2, each followed by a 3x3/2 pool (max, avg, avg), then fc 10); no LRN, no dropout, no "
+    "weight decay ('no regularization of any kind'). config.model.act = 'tanh' is the dashed curve. "
+    "flax's default (LeCun normal) initialisation for both activations. No error reported (the figure "
+    "shows training error only)",
+)  # fmt: skip

@@ -4,7 +4,7 @@ Each variant is configs/lenet5_mnist.py with a few keys changed, trained into
 runs/lenet5_ablation/<variant>/; the table of final test errors is printed and written to
 runs/lenet5_ablation/results.md. 3-6 minutes per variant on 2 CPU cores.
 
-    python experiments/lenet5_mnist_ablation.py [--only VARIANT ...]
+    python experiments/lenet5_mnist/recipe_ablation.py [--only VARIANT ...]
 """
 
 import argparse
@@ -15,7 +15,7 @@ import time
 from jaxcnn.config_lib import load_config
 from jaxcnn.train import train_and_evaluate
 
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))  # the repository
 CE = {"loss.name": "softmax_cross_entropy"}
 VARIANTS = {
     "recipe": {},  # MAP criterion (j = 10), clip 1.0, batch 32, lr 0.01, 30 epochs
