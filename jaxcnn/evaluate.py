@@ -191,7 +191,9 @@ def evaluate_checkpoint(
     segmenting = segmentation.task_of(config) == "segmentation"  # the task seam: overlap-tile only
     for protocol in protocols:
         if segmenting and protocol != "center":
-            raise ValueError(f"protocol {protocol!r}: a segmentation run evaluates by overlap-tile only (center)")
+            raise ValueError(
+                f"protocol {protocol!r}: a segmentation run evaluates by overlap-tile only (center)"
+            )
         views.check_protocol(protocol)
     if which not in ("latest", "best"):
         raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")

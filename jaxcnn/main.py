@@ -59,7 +59,8 @@ def main(argv, config):
     if "eval/mean_iou" in result:  # a segmentation run
         from jaxcnn import segmentation
 
-        print(f"{config.model.name} on {config.dataset.name}: {segmentation.describe(result)}; run in {FLAGS.workdir}")
+        described = segmentation.describe(result)
+        print(f"{config.model.name} on {config.dataset.name}: {described}; run in {FLAGS.workdir}")
         return
     print(
         f"{config.model.name} on {config.dataset.name}: "

@@ -57,7 +57,11 @@ def check_task(config) -> None:
             f"config.eval.protocols={tuple(config.eval.protocols)!r}; segmentation evaluates whole images "
             "by overlap-tile only: ('center',)"
         )
-    ranked = {"config.checkpoint.best_metric": config.checkpoint.best_metric if config.checkpoint.keep_best else None}
+    ranked = {
+        "config.checkpoint.best_metric": config.checkpoint.best_metric
+        if config.checkpoint.keep_best
+        else None
+    }
     if config.schedule.name == "plateau":
         ranked["config.schedule.plateau_metric"] = config.schedule.plateau_metric
     for key, metric in ranked.items():
@@ -100,12 +104,16 @@ def objective(outputs, batch, loss_config) -> tuple[jax.Array, jax.Array]:
 def output_size(model, variables, tile: int, channels: int) -> int:
     """The side of the model's output for a tile x tile input (traced, nothing computed)."""
     shape = jax.eval_shape(
-        lambda v, x: model.apply(v, x, train=False), variables, jax.ShapeDtypeStruct((1, tile, tile, channels), jnp.float32)
+        lambda v, x: model.apply(v, x, train=False),
+        variables,
+        jax.ShapeDtypeStruct((1, tile, tile, channels), jnp.float32),
     ).shape
     return shape[1]
 
 
-def tile_layout(height: int, width: int, tile: int, out: int) -> tuple[tuple[int, int], tuple[int, int], int, int]:
+def tile_layout(
+    height: int, width: int, tile: int, out: int
+) -> tuple[tuple[int, int], tuple[int, int], int, int]:
     """How an image is padded and cut: ((top, bottom), (left, right)) mirror pads, tiles down, across.
 
     Output tile (i, j) covers image rows [i out, (i + 1) out) and columns [j out, (j + 1) out); its
@@ -121,7 +129,9 @@ def cut_tiles(image: np.ndarray, tile: int, out: int) -> tuple[np.ndarray, tuple
     height, width = image.shape[:2]
     pad_h, pad_w, rows, cols = tile_layout(height, width, tile, out)
     padded = _mirror_pad(image, pad_h, pad_w)
-    tiles = [padded[i * out : i * out + tile, j * out : j * out + tile] for i in range(rows) for j in range(cols)]
+    tiles = [
+        padded[i * out : i * out + tile, j * out : j * out + tile] for i in range(rows) for j in range(cols)
+    ]
     return np.stack(tiles), (rows, cols)
 
 
@@ -135,7 +145,9 @@ def stitch(outputs: np.ndarray, grid: tuple[int, int], height: int, width: int) 
     """(rows * cols, out, out, K) tile outputs -> the (height, width, K) map of the whole image."""
     rows, cols = grid
     out = outputs.shape[1]
-    full = outputs.reshape(rows, cols, out, out, -1).transpose(0, 2, 1, 3, 4).reshape(rows * out, cols * out, -1)
+    full = (
+        outputs.reshape(rows, cols, out, out, -1).transpose(0, 2, 1, 3, 4).reshape(rows * out, cols * out, -1)
+    )
     return full[:height, :width]
 
 
@@ -168,7 +180,9 @@ class TilePredictor:
             chunk = tiles[start : start + self.batch_size]
             real = len(chunk)
             if real < self.batch_size:  # pad the last pass: one compiled shape
-                chunk = np.concatenate([chunk, np.zeros((self.batch_size - real, *chunk.shape[1:]), chunk.dtype)])
+                chunk = np.concatenate(
+                    [chunk, np.zeros((self.batch_size - real, *chunk.shape[1:]), chunk.dtype)]
+                )
             x = sharding.shard_batch({"x": chunk}, self.mesh)["x"] if self.mesh is not None else chunk
             results.append(np.asarray(jax.device_get(self._apply(self.variables, x)))[:real])
         return np.concatenate(results)
@@ -203,7 +217,9 @@ def confusion(label: np.ndarray, predicted: np.ndarray, num_classes: int) -> np.
     return np.bincount(index, minlength=num_classes * num_classes).reshape(num_classes, num_classes)
 
 
-def summarize(matrix: np.ndarray, loss_sum: float, num_images: int, class_names, prefix: str = "eval") -> dict:
+def summarize(
+    matrix: np.ndarray, loss_sum: float, num_images: int, class_names, prefix: str = "eval"
+) -> dict:
     """The logged metrics of a split's confusion matrix and summed per-pixel loss.
 
     IoU of class k = TP / (TP + FP + FN); the mean is over the classes that occur in the labels or
@@ -231,7 +247,9 @@ def summarize(matrix: np.ndarray, loss_sum: float, num_images: int, class_names,
     return metrics
 
 
-def evaluate_split(predictor: TilePredictor, examples, num_classes: int, class_names, prefix="eval", stop=None):
+def evaluate_split(
+    predictor: TilePredictor, examples, num_classes: int, class_names, prefix="eval", stop=None
+):
     """Every (image, mask) of `examples` through `predictor`: the metrics of `summarize`."""
     matrix = np.zeros((num_classes, num_classes), np.int64)
     loss_sum, count = 0.0, 0

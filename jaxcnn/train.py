@@ -238,11 +238,17 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
         from jaxcnn.data import segmentation as seg_data
 
         make_batches, final_key = seg_data.train_batches, "eval/mean_iou"
-        evaluate_all = functools.partial(segmentation.evaluate_state, split=eval_split, config=config, mesh=mesh)
+        evaluate_all = functools.partial(
+            segmentation.evaluate_state, split=eval_split, config=config, mesh=mesh
+        )
     else:
         make_batches, final_key = input_lib.train_batches, "eval/top1_error"
         evaluate_all = functools.partial(
-            evaluate.evaluate_state, split=eval_split, config=config, mesh=mesh, protocols=config.eval.protocols
+            evaluate.evaluate_state,
+            split=eval_split,
+            config=config,
+            mesh=mesh,
+            protocols=config.eval.protocols,
         )
     preflight.check_input_size(
         build.create_model(config, train_split.num_classes),

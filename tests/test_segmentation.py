@@ -134,13 +134,19 @@ def test_every_pixel_of_every_image_is_counted_once(padding, tile):
 
 
 def _recipe(arg="smoke"):
-    return config_lib.load_config(str(ROOT / "configs" / "unet_segmentation.py"), arg)
+    return config_lib.load_config(f"{ROOT}/configs/unet_segmentation.py:{arg}")
 
 
 BAD_TASKS = [
     ({"task": "detection"}, "config.task='detection'; allowed: classification, segmentation"),
-    ({"task": "classification"}, "config.task='classification' but config.model.name='unet' is a segmentation"),
-    ({"model.name": "resnet18"}, "config.task='segmentation' but config.model.name='resnet18' is a classification"),
+    (
+        {"task": "classification"},
+        "config.task='classification' but config.model.name='unet' is a segmentation",
+    ),
+    (
+        {"model.name": "resnet18"},
+        "config.task='segmentation' but config.model.name='resnet18' is a classification",
+    ),
     ({"eval.protocols": ("center", "ten_crop")}, "segmentation evaluates whole images by overlap-tile only"),
     ({"checkpoint.keep_best": 1, "checkpoint.best_metric": "eval/top1_error"}, "a segmentation run logs"),
 ]
@@ -157,5 +163,71 @@ def test_bad_task_and_model_combinations_are_rejected(override, message):
 def test_a_classification_recipe_with_a_unet_is_rejected():
     config = config_lib.load_config(str(ROOT / "configs" / "mnist_convnet.py"))
     config.model.name = "unet"
-    with pytest.raises(ValueError, match=re.escape("config.task='classification' but config.model.name='unet'")):
+    with pytest.raises(
+        ValueError, match=re.escape("config.task='classification' but config.model.name='unet'")
+    ):
         seg.check_task(config)
+
+
+@pytest.fixture(scope="module")
+def canvas(tmp_path_factory):
+    """The root of a tiny mnist_canvas (16 train, 4 test canvases) from real MNIST."""
+    from jaxcnn.data import mnist_canvas
+
+    return str(mnist_canvas.prepare(tmp_path_factory.mktemp("canvas"), num_train=16, num_test=4))
+
+
+def _smoke_run(canvas, workdir, steps):
+    from jaxcnn.train import train_and_evaluate
+
+    config = _recipe("smoke")
+    config.dataset.folder = canvas
+    config.schedule.name = "constant"  # a cosine over 4 steps would not be the first half of one over 8
+    config.num_train_steps = steps
+    config.resume.allow_changes = "num_train_steps"
+    return train_and_evaluate(config, str(workdir))
+
+
+@pytest.mark.slow
+def test_a_resumed_segmentation_run_equals_a_straight_one(canvas, tmp_path):
+    import orbax.checkpoint as ocp
+
+    from jaxcnn.metric_writer import read_metrics
+
+    straight = _smoke_run(canvas, tmp_path / "straight", 8)
+    _smoke_run(canvas, tmp_path / "resumed", 4)
+    resumed = _smoke_run(canvas, tmp_path / "resumed", 8)
+    a = ocp.StandardCheckpointer().restore(tmp_path / "straight" / "checkpoints" / "8" / "state")
+    b = ocp.StandardCheckpointer().restore(tmp_path / "resumed" / "checkpoints" / "8" / "state")
+    jax.tree.map(np.testing.assert_array_equal, a["params"], b["params"])
+    assert straight == resumed  # the same final evaluation, to the last bit
+    assert straight["eval/num_pixels"] == 4 * 64 * 64
+    assert {f"eval/iou/{c}" for c in ["background"]} <= set(straight)
+    losses = lambda d: [r["train/loss"] for r in read_metrics(str(d)) if "train/loss" in r and r["step"] > 4]
+    assert losses(tmp_path / "straight") == losses(tmp_path / "resumed")
+
+
+def test_the_train_step_takes_the_segmentation_objective():
+    # The fast check beside the run above: train_step's task seam on one synthetic batch.
+    from jaxcnn import sharding
+    from jaxcnn.train import train_step
+
+    config = _recipe("smoke")
+    config.model.dropout_rate = 0.0  # so the step's loss can be recomputed outside it
+    mesh = sharding.create_mesh()
+    with jax.set_mesh(mesh):
+        built = build.build(config, num_classes=3, image_shape=(16, 16, 1), num_train_examples=64, mesh=mesh)
+        rng = np.random.default_rng(5)
+        batch = {
+            "image": rng.normal(size=(2, 16, 16, 1)).astype(np.float32),
+            "label": rng.integers(0, 3, (2, 16, 16)).astype(np.int32),
+            "weight": rng.uniform(0, 3, (2, 16, 16)).astype(np.float32),
+        }
+        logits = built.model.apply({"params": built.state.params}, batch["image"], train=True)
+        expected = seg.pixel_loss(logits, batch["label"], batch["weight"])
+        state, metrics = jax.jit(lambda s, b: train_step(built.model, built.tx, config, s, b))(
+            built.state, batch
+        )
+    assert set(metrics) == {"loss", "pixel_error"}
+    assert float(metrics["loss"]) == pytest.approx(float(expected), rel=1e-5)
+    assert int(state.step) == 1
