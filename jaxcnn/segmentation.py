@@ -98,6 +98,47 @@ def objective(outputs, batch, loss_config) -> tuple[jax.Array, jax.Array]:
     return loss, error
 
 
+def prefetch(iterator, depth: int = 2):
+    """Yields `iterator`'s items in order, each computed ahead on a background thread (at most `depth`
+    waiting): the NumPy augmentation of the next batches overlaps the current step. An exception in
+    the producer is raised here, at the item where it happened."""
+    import queue
+    import threading
+
+    items: queue.Queue = queue.Queue(maxsize=depth)
+    stop = threading.Event()
+    done = object()
+
+    def produce():
+        try:
+            for item in iterator:
+                while not stop.is_set():
+                    try:
+                        items.put((item, None), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if stop.is_set():
+                    return
+        except BaseException as e:  # handed to the consumer, raised there
+            items.put((done, e))
+            return
+        items.put((done, None))
+
+    thread = threading.Thread(target=produce, daemon=True, name="segmentation-prefetch")
+    thread.start()
+    try:
+        while True:
+            item, error = items.get()
+            if error is not None:
+                raise error
+            if item is done:
+                return
+            yield item
+    finally:
+        stop.set()
+
+
 # --- overlap-tile inference -----------------------------------------------------------------------
 
 

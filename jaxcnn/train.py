@@ -237,7 +237,10 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     if segmentation.task_of(config) == "segmentation":
         from jaxcnn.data import segmentation as seg_data
 
-        make_batches, final_key = seg_data.train_batches, "eval/mean_iou"
+        def make_batches(*args, **kwargs):  # NumPy augmentation on a thread, ahead of the step
+            return segmentation.prefetch(seg_data.train_batches(*args, **kwargs))
+
+        final_key = "eval/mean_iou"
         evaluate_all = functools.partial(
             segmentation.evaluate_state, split=eval_split, config=config, mesh=mesh
         )

@@ -231,3 +231,44 @@ def test_the_train_step_takes_the_segmentation_objective():
     assert set(metrics) == {"loss", "pixel_error"}
     assert float(metrics["loss"]) == pytest.approx(float(expected), rel=1e-5)
     assert int(state.step) == 1
+
+
+def test_prefetch_keeps_the_order_and_raises_the_producers_error():
+    assert list(seg.prefetch(iter(range(50)), depth=3)) == list(range(50))
+
+    def failing():
+        yield 1
+        raise ValueError("bad mask in x.png")
+
+    items = seg.prefetch(failing())
+    assert next(items) == 1
+    with pytest.raises(ValueError, match="bad mask in x.png"):
+        next(items)
+
+
+@pytest.mark.slow
+def test_predict_writes_the_runs_masks_as_palette_pngs(canvas, tmp_path, capsys):
+    from PIL import Image
+
+    from jaxcnn import predict
+    from jaxcnn.checkpoint import load_latest
+    from jaxcnn.data import segmentation as seg_data
+
+    _smoke_run(canvas, tmp_path / "run", 4)
+    image_path = f"{canvas}/test/images/00001.png"
+    assert predict.main([f"--workdir={tmp_path / 'run'}", f"--out={tmp_path / 'masks'}", image_path]) == 0
+    written = Image.open(tmp_path / "masks" / "00001.png")
+    assert written.mode == "P" and written.getpalette()[:6] == [0, 0, 0, 31, 119, 180]
+    # The same mask as the run's own overlap-tile prediction of that test image.
+    config = _recipe("smoke")
+    config.dataset.folder = canvas
+    split = seg_data.open_split(config, "test")
+    model = build.create_model(config, split.num_classes)
+    params = load_latest(str(tmp_path / "run"))["params"]
+    predictor = seg.TilePredictor(model, {"params": params}, config.input.image_size, split.channels, 4)
+    image, _ = list(seg_data.eval_examples(split, config))[1]
+    (logp,) = predictor.predict([image])
+    np.testing.assert_array_equal(np.asarray(written), logp.argmax(-1))
+    # A directory that holds no run is refused in one line.
+    assert predict.main([f"--workdir={tmp_path}", f"--out={tmp_path / 'x'}", image_path]) == 2
+    assert "error:" in capsys.readouterr().err
