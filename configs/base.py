@@ -12,6 +12,8 @@ import ml_collections
 def base_config() -> ml_collections.ConfigDict:
     """The full set of keys with neutral defaults (a recipe sets the ones its paper fixes)."""
     c = ml_collections.ConfigDict()
+    # "classification" (one label per image) or "segmentation" (a label per pixel: jaxcnn.segmentation)
+    c.task = "classification"
     c.model = ml_collections.ConfigDict()
     c.model.name = ""  # other keys are passed to create_model as overrides
     # XLA:CPU's formulations of conv/norm/act: "auto" (on when JAX runs on the CPU), "on", "off".

@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcnn import checkpoint, durations, losses, optim, registry, sharding
+from jaxcnn import checkpoint, durations, losses, optim, registry, segmentation, sharding
 from jaxcnn.data import input as input_lib
 
 PRECISIONS = ("float32", "bfloat16")
@@ -33,7 +33,14 @@ def check_config(config) -> None:
     """Checks every section of a config, each by the module that consumes it, before anything is
     opened or compiled: one ValueError naming the bad value and what is allowed."""
     registry.model_info(config.model.name)  # names the known models
-    input_lib.check_config(config, jax.process_count())
+    # --- the task seam: config.task picks the data checks (and, below, the split) -----------------
+    segmentation.check_task(config)  # a known task, and a model of that task
+    if segmentation.task_of(config) == "segmentation":
+        from jaxcnn.data import segmentation as seg_data
+
+        seg_data.check_config(config)
+    else:
+        input_lib.check_config(config, jax.process_count())
     losses.check_config(config.loss)
     optim.check_config(config)
     sharding.check_config(config)
@@ -101,6 +108,16 @@ def build(
     tx = optim.create_optimizer(config, schedule)
     state = init_state(model, tx, config, mesh, tuple(image_shape))
     return Built(model, tx, schedule, state, steps)
+
+
+def open_split(config, split_name: str):
+    """The config's split, by its task: a classification Split or a segmentation SegSplit (both carry
+    split, num_examples, num_classes and channels, what the trainer reads)."""
+    if segmentation.task_of(config) == "segmentation":
+        from jaxcnn.data import segmentation as seg_data
+
+        return seg_data.open_split(config, split_name)
+    return input_lib.split_from_config(config, split_name)
 
 
 def create_model(config, num_classes: int):

@@ -25,7 +25,7 @@ import jax
 import jax.numpy as jnp
 import orbax.checkpoint as ocp
 
-BEST_METRICS = ("eval/top1_error", "eval/top5_error", "eval/loss")
+BEST_METRICS = ("eval/top1_error", "eval/top5_error", "eval/loss", "eval/pixel_error")
 
 
 def check_config(checkpoint_config) -> None:

@@ -21,7 +21,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 
-from jaxcnn import build, checkpoint, sharding
+from jaxcnn import build, checkpoint, segmentation, sharding
 from jaxcnn.data import input as input_lib
 from jaxcnn.data import views
 
@@ -77,6 +77,8 @@ def metric_prefix(protocol: str, ema: bool = False) -> str:
 def describe(metrics: dict[str, float], protocol: str) -> str:
     """One line for people: "center top-1 error 23.85%, top-5 7.13% (50000 examples)"."""
     prefix = metric_prefix(protocol)
+    if f"{prefix}/mean_iou" in metrics:  # a segmentation run's metrics
+        return segmentation.describe(metrics, prefix)
     return (
         f"{protocol} top-1 error {100 * metrics[f'{prefix}/top1_error']:.2f}%, "
         f"top-5 {100 * metrics[f'{prefix}/top5_error']:.2f}% "
@@ -186,11 +188,16 @@ def evaluate_checkpoint(
       (the checkpoint's step, the metrics of every protocol).
     """
     build.check_config(config)
+    segmenting = segmentation.task_of(config) == "segmentation"  # the task seam: overlap-tile only
     for protocol in protocols:
+        if segmenting and protocol != "center":
+            raise ValueError(
+                f"protocol {protocol!r}: a segmentation run evaluates by overlap-tile only (center)"
+            )
         views.check_protocol(protocol)
     if which not in ("latest", "best"):
         raise ValueError(f"checkpoint must be 'latest' or 'best', got {which!r}")
-    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
+    eval_split = build.open_split(config, config.dataset.eval_split)
     mesh = sharding.create_mesh(config.mesh.model)
     with jax.set_mesh(mesh):  # models with sharding annotations (two towers) trace against it
         model = build.create_model(config, eval_split.num_classes)
@@ -199,6 +206,8 @@ def evaluate_checkpoint(
         step, weights = checkpoint.restore_weights(
             workdir, target, best=which == "best", best_metric=config.checkpoint.best_metric
         )
+        if segmenting:
+            return step, segmentation.evaluate_state(model, Weights(**weights), eval_split, config, mesh)
         return step, evaluate_state(model, Weights(**weights), eval_split, config, mesh, protocols)
 
 

@@ -56,6 +56,12 @@ def main(argv, config):
         sys.exit(130)
     except (ValueError, FileNotFoundError, FloatingPointError, MemoryError, CheckpointWriteError) as e:
         sys.exit(f"error: {e}")
+    if "eval/mean_iou" in result:  # a segmentation run
+        from jaxcnn import segmentation
+
+        described = segmentation.describe(result)
+        print(f"{config.model.name} on {config.dataset.name}: {described}; run in {FLAGS.workdir}")
+        return
     print(
         f"{config.model.name} on {config.dataset.name}: "
         f"test error {100 * result['eval/top1_error']:.2f}% "

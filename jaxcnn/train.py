@@ -15,7 +15,7 @@ import numpy as np
 import optax
 from tqdm import tqdm
 
-from jaxcnn import build, checkpoint, evaluate, losses, optim, preflight, run_dir, sharding
+from jaxcnn import build, checkpoint, evaluate, losses, optim, preflight, run_dir, segmentation, sharding
 from jaxcnn.build import TrainState, state_sharding, variables_of
 from jaxcnn.data import input as input_lib
 from jaxcnn.metric_writer import MetricWriter, has_record, read_metrics
@@ -38,6 +38,24 @@ def save_convs(prim, *_, **__) -> bool:
     return prim in (jax.lax.conv_general_dilated_p, jax.lax.dot_general_p)
 
 
+def classification_objective(outputs, batch, loss_config) -> tuple[jax.Array, jax.Array]:
+    """(loss, top-1 error) of one batch. Models with auxiliary heads (GoogLeNet, Inception v3) return
+    (logits, aux_logits) in training; the auxiliary losses are added with weight loss_config.aux_weight."""
+    logits, aux = outputs if isinstance(outputs, tuple) else (outputs, ())
+    loss = losses.classification_loss(logits, batch["label"], loss_config).mean()
+    for aux_logits in aux:
+        aux_loss = losses.classification_loss(aux_logits, batch["label"], loss_config).mean()
+        loss = loss + loss_config.aux_weight * aux_loss
+    return loss, 1.0 - evaluate.topk_correct(logits, batch["label"], 1).mean()
+
+
+# The task seam (config.task): each task's objective -> (loss, error), and its error's logged name.
+OBJECTIVES = {
+    "classification": (classification_objective, "top1_error"),
+    "segmentation": (segmentation.objective, "pixel_error"),
+}
+
+
 def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState, dict]:
     """One optimizer step on a (sharded) global batch; returns the new state and the batch's metrics.
 
@@ -46,6 +64,7 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
     """
     rng = jax.random.fold_in(state.rng, state.step)
     loss_config, k = config.loss, config.grad_accum_steps
+    objective, error_name = OBJECTIVES[segmentation.task_of(config)]
 
     def forward(params, batch_stats, images, rng):
         return model.apply(
@@ -61,15 +80,8 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
 
     def loss_fn(params, batch_stats, micro, rng):
         outputs, updates = forward(params, batch_stats, micro["image"], rng)
-        # Models with auxiliary heads (GoogLeNet, Inception v3) return (logits, aux_logits) in
-        # training; the auxiliary losses are added with weight loss_config.aux_weight.
-        logits, aux = outputs if isinstance(outputs, tuple) else (outputs, ())
-        loss = losses.classification_loss(logits, micro["label"], loss_config).mean()
-        for aux_logits in aux:
-            aux_loss = losses.classification_loss(aux_logits, micro["label"], loss_config).mean()
-            loss = loss + loss_config.aux_weight * aux_loss
-        top1_error = 1.0 - evaluate.topk_correct(logits, micro["label"], 1).mean()
-        return loss, (top1_error, updates.get("batch_stats", batch_stats))
+        loss, error = objective(outputs, micro, loss_config)
+        return loss, (error, updates.get("batch_stats", batch_stats))
 
     grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
     if k == 1:
@@ -108,7 +120,7 @@ def train_step(model, tx, config, state: TrainState, batch) -> tuple[TrainState,
         opt_state=opt_state,
         ema_params=ema_params,
     )
-    return new_state, {"loss": loss, "top1_error": top1_error}
+    return new_state, {"loss": loss, error_name: top1_error}
 
 
 def jit_train_step(model, tx, config, mesh, state, first_batch=None):
@@ -219,8 +231,28 @@ def train_and_evaluate(config, workdir: str) -> dict[str, float]:
 
 
 def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
-    train_split = input_lib.split_from_config(config, config.dataset.train_split)
-    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
+    train_split = build.open_split(config, config.dataset.train_split)
+    eval_split = build.open_split(config, config.dataset.eval_split)
+    # The task seam: segmentation reads its own batches and evaluates whole images by overlap-tile.
+    if segmentation.task_of(config) == "segmentation":
+        from jaxcnn.data import segmentation as seg_data
+
+        def make_batches(*args, **kwargs):  # NumPy augmentation on a thread, ahead of the step
+            return segmentation.prefetch(seg_data.train_batches(*args, **kwargs))
+
+        final_key = "eval/mean_iou"
+        evaluate_all = functools.partial(
+            segmentation.evaluate_state, split=eval_split, config=config, mesh=mesh
+        )
+    else:
+        make_batches, final_key = input_lib.train_batches, "eval/top1_error"
+        evaluate_all = functools.partial(
+            evaluate.evaluate_state,
+            split=eval_split,
+            config=config,
+            mesh=mesh,
+            protocols=config.eval.protocols,
+        )
     preflight.check_input_size(
         build.create_model(config, train_split.num_classes),
         config.model.name,
@@ -252,16 +284,9 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     is_writer = jax.process_index() == 0
     writer = MetricWriter(workdir, resume_step=start) if is_writer else None
 
-    evaluate_all = functools.partial(
-        evaluate.evaluate_state,
-        model,
-        split=eval_split,
-        config=config,
-        mesh=mesh,
-        protocols=config.eval.protocols,
-    )
+    evaluate_all = functools.partial(evaluate_all, model)
 
-    batches = input_lib.train_batches(
+    batches = make_batches(
         train_split,
         config,
         start_step=start,
@@ -308,7 +333,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
     try:
         # A run stopped after saving an evaluation step but before logging its evaluation does it now.
         if start and (start % steps.eval_every == 0 or start == num_steps):
-            if not has_record(workdir, start, "eval/top1_error"):
+            if not has_record(workdir, start, final_key):
                 position = data_position(config, train_split, start, steps_per_epoch)
                 eval_metrics = evaluate_and_log(start, state, position)
                 state = _after_evaluation(config, state, eval_metrics)
@@ -330,8 +355,7 @@ def _train_and_evaluate(config, workdir: str, mesh) -> dict[str, float]:
                 _check_finite([float(m["loss"]) for m in stacked], done - len(stacked) + 1)
                 elapsed = time.perf_counter() - window_start
                 train = {
-                    "train/loss": float(np.mean([m["loss"] for m in stacked])),
-                    "train/top1_error": float(np.mean([m["top1_error"] for m in stacked])),
+                    **{f"train/{k}": float(np.mean([m[k] for m in stacked])) for k in stacked[0]},
                     "train/learning_rate": float(schedule(done - 1)) * optim.rate_scale(state.opt_state),
                     "train/images_per_second": window_steps * config.batch_size / elapsed,
                     "train/seconds": elapsed,  # wall time of this window's steps (evaluations excluded)

@@ -71,3 +71,18 @@ def test_tpu_notebook_runs_its_portable_cells(mnist_split, tmp_path, monkeypatch
     jobs = open(tmp_path / "tpu" / "jobs.txt").read().splitlines()
     assert len(jobs) == 8 and all(line.startswith("python -m jaxcnn.main") for line in jobs)
     assert "fig6/model.name=plain56/seed=1" in "".join(jobs)
+
+
+def test_segmentation_notebook_runs(tmp_path, monkeypatch, root):
+    monkeypatch.setenv("SEGMENTATION_DATA", str(tmp_path / "canvas"))
+    monkeypatch.setenv("SEGMENTATION_CANVASES", "16")
+    monkeypatch.setenv("SEGMENTATION_STEPS", "4")
+    monkeypatch.setenv("SEGMENTATION_WORKDIR", str(tmp_path / "run"))
+    nb = nbformat.read(root / "colab" / "segmentation.ipynb", as_version=4)
+    NotebookClient(nb, timeout=600, resources={"metadata": {"path": str(root / "colab")}}).execute()
+    outputs = [o for cell in nb.cells if cell.cell_type == "code" for o in cell.get("outputs", [])]
+    text = "".join(o.get("text", "") for o in outputs)
+    assert "mean IoU" in text and "of these canvases' pixels are wrong" in text
+    images = [o for o in outputs if "image/png" in o.get("data", {})]
+    assert len(images) == 1  # image / true mask / predicted mask, side by side
+    assert os.path.exists(tmp_path / "run" / "metrics.jsonl")
