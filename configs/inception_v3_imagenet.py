@@ -29,6 +29,12 @@ from configs.base import apply_variant, base_config, parse_arg, smoke_imagenet
 
 VARIANTS = ("no_aux",)
 
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "Szegedy et al. 2016",
+    "rows": "Table 3, last row (single 299 crop): top-1 / top-5",
+    "errors": (("", "inception_v3"),),
+}
+
 
 def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)

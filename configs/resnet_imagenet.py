@@ -40,6 +40,19 @@ from configs.base import apply_variant, base_config, one_of, parse_arg, smoke_im
 DEPTHS = ("18", "34", "50", "101", "152")
 VARIANTS = (*DEPTHS, "v1", "v1.5", "plateau")
 
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "He et al. 2016",
+    "rows": "Table 3 (10 crops) and Table 4 (multi-scale): top-1 / top-5 each; v1.5: centre-crop top-1",
+    "errors": (
+        ("34", "resnet34"),
+        ("50 v1", "resnet50_v1"),
+        ("101 v1", "resnet101_v1"),
+        ("152 v1", "resnet152_v1"),
+        ("50", "resnet50"),
+        ("101", "resnet101"),
+    ),
+}
+
 
 def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)

@@ -30,6 +30,12 @@ from configs.base import apply_variant, base_config, parse_arg, smoke_imagenet
 
 VARIANTS = ("step",)
 
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "Zeiler & Fergus 2014",
+    "rows": "Table 2, 1 convnet (ILSVRC-2012 val, 10 crops): top-1 / top-5",
+    "errors": (("", "zfnet"),),
+}
+
 
 def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)
