@@ -50,6 +50,10 @@ def get_config(arg=None):
     network = one_of(tokens, ("2012", "torchvision"), "")
     config = base_config()
     config.model.name = "alexnet" if network == "torchvision" else "alexnet_2012"
+    # Ablation switches (--config.model.KEY=VALUE), at the paper's values: activation "tanh" (Sec. 3.1),
+    # lrn False (Sec. 3.3), pool_window 2 (non-overlapping 2x2/2 pools, Sec. 3.4), dropout_rate (Sec. 4.2).
+    config.model.activation, config.model.lrn, config.model.pool_window = "relu", True, 3
+    config.model.dropout_rate = 0.5
     config.mesh.model = 2 if network == "2012" else 1
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"

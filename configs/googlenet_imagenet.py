@@ -45,6 +45,7 @@ def get_config(arg=None):
     network = one_of(tokens, VARIANTS, "")
     config = base_config()
     config.model.name = "googlenet_tv" if network == "torchvision" else "googlenet"
+    config.model.aux_logits = True  # a switch: False drops both auxiliary classifiers (loss.aux_weight)
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 224

@@ -40,8 +40,7 @@ def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)
     config = base_config()
     config.model.name = "inception_v3"
-    if "no_aux" in tokens:
-        config.model.aux_logits = False
+    config.model.aux_logits = "no_aux" not in tokens  # a switch: the auxiliary head on Mixed_6e
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 299

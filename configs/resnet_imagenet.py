@@ -65,9 +65,8 @@ def get_config(arg=None):
     config = base_config()
     bottleneck_v1 = version == "v1" and depth not in ("18", "34")
     config.model.name = f"resnet{depth}_v1" if bottleneck_v1 else f"resnet{depth}"
-    shortcut = one_of(tokens, tuple(SHORTCUTS), "B")
-    if shortcut != "B":
-        config.model.shortcut = SHORTCUTS[shortcut]
+    config.model.shortcut = SHORTCUTS[one_of(tokens, tuple(SHORTCUTS), "B")]
+    config.model.zero_init_last_bn = False  # a switch: True starts each residual branch at zero
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 224

@@ -45,8 +45,7 @@ def get_config(arg=None):
     ratio = one_of(tokens, RATIOS + ("no_se",), "r16")
     config = base_config()
     config.model.name = {"resnet50": "se_resnet50", "resnext50": "se_resnext50_32x4d"}[network]
-    if ratio != "r16":
-        config.model.se_reduction = 0 if ratio == "no_se" else int(ratio[1:])
+    config.model.se_reduction = 0 if ratio == "no_se" else int(ratio[1:])
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 224

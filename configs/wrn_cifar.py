@@ -42,8 +42,7 @@ def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)
     config = base_config()
     config.model.name = "wrn28_10"
-    if "dropout" in tokens:
-        config.model.dropout_rate = 0.3
+    config.model.dropout_rate = 0.3 if "dropout" in tokens else 0.0
     config.dataset.name = one_of(tokens, DATASETS, "cifar10")
     config.dataset.train_split, config.dataset.eval_split = "train", "test"
     config.input.image_size = 32

@@ -41,6 +41,10 @@ def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)
     config = base_config()
     config.model.name = "zfnet"
+    # Ablation switches (--config.model.KEY=VALUE), at the paper's values: activation "tanh" (AlexNet's
+    # ablations: tanh units, no LRN, non-overlapping 2x2/2 pools with pool_window 2, dropout_rate).
+    config.model.activation, config.model.lrn, config.model.pool_window = "relu", True, 3
+    config.model.dropout_rate = 0.5
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 224

@@ -116,7 +116,7 @@ def test_variants_change_what_they_name():
     assert load("resnet_cifar10.py:val").dataset.train_split == "train[:90%]"
     assert load("inception_v3_imagenet.py:no_aux").model.aux_logits is False
     assert load("inception_v4_imagenet.py:resnet_v2").model.name == "inception_resnet_v2"
-    assert "dropout_rate" not in load("wrn_cifar.py").model
+    assert load("wrn_cifar.py").model.dropout_rate == 0.0
     assert load("wrn_cifar.py:dropout").model.dropout_rate == 0.3
     assert load("wrn_cifar.py:cifar100").dataset.name == "cifar100"
     assert load("wrn_cifar.py").schedule.decay_factor == 0.2 and load("wrn_cifar.py").optimizer.nesterov

@@ -194,3 +194,24 @@ def test_mobilenet_resolution_multiplier_scales_the_multiply_adds():
     full, low = macs("mobilenet_imagenet.py"), macs("mobilenet_imagenet.py:160")
     assert round(full / 1e9, 3) == model_info("mobilenet_v1").gmacs
     assert (low - fc) * 49 == (full - fc) * 25
+
+
+SWITCHED = {  # recipe: the config.model switch keys it states (so --config.model.KEY=VALUE can flip them)
+    "alexnet_imagenet.py": {"activation", "lrn", "pool_window", "dropout_rate"},
+    "zfnet_imagenet.py": {"activation", "lrn", "pool_window", "dropout_rate"},
+    "resnet_imagenet.py": {"shortcut", "zero_init_last_bn"},
+    "googlenet_imagenet.py": {"aux_logits"},
+    "inception_v3_imagenet.py": {"aux_logits"},
+    "senet_imagenet.py": {"se_reduction"},
+    "mobilenet_imagenet.py": {"width_multiplier"},
+    "wrn_cifar.py": {"dropout_rate"},
+}
+
+
+@pytest.mark.parametrize("spec", sorted(SWITCHED))
+def test_a_recipes_switches_default_to_the_registered_network(spec):
+    config = config_lib.load_config(str(ROOT / "configs" / spec))
+    assert SWITCHED[spec] <= set(config.model), spec
+    info = model_info(config.model.name)
+    net = build.create_model(config, info.num_classes)
+    assert _count(_shapes(net, info.input_size[0])) == info.num_params
