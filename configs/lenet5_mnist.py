@@ -14,6 +14,12 @@ with the paper's MAP loss (experiments/lenet5_mnist/README.md has the measuremen
 
 from configs.base import apply_variant, base_config
 
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "LeCun et al. 1998",
+    "rows": "Sec. III-C: MNIST test error without / with distortions",
+    "errors": (("", "lenet5"),),
+}
+
 
 def get_config(arg=None):
     config = base_config()

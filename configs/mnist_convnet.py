@@ -11,6 +11,12 @@ Launch:
 
 from configs.base import apply_variant, base_config
 
+TABLE = {  # the README's row (scripts/recipes_table.py): no paper, no reported errors
+    "paper": "none (the tutorials' small ConvNet)",
+    "rows": "",
+    "errors": (),
+}
+
 
 def get_config(arg=None):
     config = base_config()

@@ -9,6 +9,9 @@ Variants (`:ARG`, comma-separated, e.g. `:101,v1`):
   v1, v1.5               v1: the paper's bottleneck (stride on the first 1x1; resnet50_v1 ...);
                          v1.5 (default): torchvision's (stride on the 3x3). 18 and 34 have basic
                          blocks, the same in both.
+  A, B, C                Table 3's shortcut options: A zero-padding where the shape changes (no
+                         parameters), B projections there (default, the registered nets), C
+                         projections in every unit (config.model.shortcut).
   plateau                the paper's rule: lr / 10 when the validation error plateaus (up to 3
                          times, 120 epochs = the paper's 60e4 iterations of 256) instead of the
                          default fixed epochs 30 and 60 of 90 (torchvision's reference, Goyal et al.).
@@ -38,7 +41,21 @@ scores at shorter sides {224, 256, 384, 480, 640} (Table 4). Deviations:
 from configs.base import apply_variant, base_config, one_of, parse_arg, smoke_imagenet
 
 DEPTHS = ("18", "34", "50", "101", "152")
-VARIANTS = (*DEPTHS, "v1", "v1.5", "plateau")
+SHORTCUTS = {"A": "zero_pad", "B": "projection", "C": "projection_all"}  # He et al. Sec. 4.1
+VARIANTS = (*DEPTHS, "v1", "v1.5", *SHORTCUTS, "plateau")
+
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "He et al. 2016",
+    "rows": "Table 3 (10 crops) and Table 4 (multi-scale): top-1 / top-5 each; v1.5: centre-crop top-1",
+    "errors": (
+        ("34", "resnet34"),
+        ("50 v1", "resnet50_v1"),
+        ("101 v1", "resnet101_v1"),
+        ("152 v1", "resnet152_v1"),
+        ("50", "resnet50"),
+        ("101", "resnet101"),
+    ),
+}
 
 
 def get_config(arg=None):
@@ -48,6 +65,8 @@ def get_config(arg=None):
     config = base_config()
     bottleneck_v1 = version == "v1" and depth not in ("18", "34")
     config.model.name = f"resnet{depth}_v1" if bottleneck_v1 else f"resnet{depth}"
+    config.model.shortcut = SHORTCUTS[one_of(tokens, tuple(SHORTCUTS), "B")]
+    config.model.zero_init_last_bn = False  # a switch: True starts each residual branch at zero
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 224

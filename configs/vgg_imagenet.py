@@ -47,6 +47,19 @@ SCALES = {  # training preset, multi-scale test sides (Table 4)
 }
 VARIANTS = (*NETWORKS, *SCALES, "step")
 
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "Simonyan & Zisserman 2015",
+    "rows": "Table 3 (single scale, S = 256): top-1 / top-5; Table 4 (multi-scale test)",
+    "errors": (
+        ("A", "vgg11"),
+        ("A-LRN", "vgg11_lrn"),
+        ("B", "vgg13"),
+        ("C", "vgg16_c"),
+        ("D", "vgg16"),
+        ("E", "vgg19"),
+    ),
+}
+
 
 def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)

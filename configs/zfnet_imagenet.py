@@ -30,11 +30,21 @@ from configs.base import apply_variant, base_config, parse_arg, smoke_imagenet
 
 VARIANTS = ("step",)
 
+TABLE = {  # the README's row (scripts/recipes_table.py); errors: the registry's facts of these models
+    "paper": "Zeiler & Fergus 2014",
+    "rows": "Table 2, 1 convnet (ILSVRC-2012 val, 10 crops): top-1 / top-5",
+    "errors": (("", "zfnet"),),
+}
+
 
 def get_config(arg=None):
     tokens, smoke = parse_arg(arg, VARIANTS)
     config = base_config()
     config.model.name = "zfnet"
+    # Ablation switches (--config.model.KEY=VALUE), at the paper's values: activation "tanh" (AlexNet's
+    # ablations: tanh units, no LRN, non-overlapping 2x2/2 pools with pool_window 2, dropout_rate).
+    config.model.activation, config.model.lrn, config.model.pool_window = "relu", True, 3
+    config.model.dropout_rate = 0.5
     config.dataset.name = "imagenet2012"
     config.dataset.train_split, config.dataset.eval_split = "train", "validation"
     config.input.image_size = 224

@@ -15,7 +15,8 @@ RECIPES = sorted(p.name for p in (ROOT / "configs").glob("*.py") if p.name not i
 HEAVY = ("jax", "jaxlib", "flax", "optax", "orbax", "tensorflow", "tensorflow_datasets", "jaxcnn")
 
 # A fresh interpreter loads one recipe by path the way the command line does and calls get_config
-# with and without its smoke argument (configs/base.py: base_config and the variant); it prints
+# with and without its smoke argument and each of its VARIANTS (configs/base.py: base_config and the
+# variant); it prints
 # the heavy top-level packages it imported.
 LOAD = """
 import importlib.util, json, sys
@@ -24,6 +25,8 @@ module = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(module)
 if hasattr(module, "get_config"):
     module.get_config(), module.get_config("smoke")
+    for token in getattr(module, "VARIANTS", ()):  # every argument, alone and with smoke
+        module.get_config(token), module.get_config(token + ",smoke")
 else:  # configs/base.py
     module.apply_variant(module.base_config(), "smoke")
 heavy = set(sys.argv[2].split(","))
@@ -39,6 +42,13 @@ PAPER_RECIPES = (
     "resnet_cifar10.py",
     "googlenet_imagenet.py",
     "inception_v3_imagenet.py",
+    "inception_v4_imagenet.py",
+    "wrn_cifar.py",
+    "resnext_imagenet.py",
+    "senet_imagenet.py",
+    "densenet_imagenet.py",
+    "mobilenet_imagenet.py",
+    "darknet_imagenet.py",
 )
 
 
@@ -114,9 +124,35 @@ def test_variants_change_what_they_name():
     assert load("alexnet_fig1.py:tanh,cifar10").model.act == "tanh"
     assert load("alexnet_fig1.py:tanh,cifar10").dataset.name == "cifar10"
     assert load("inception_v3_imagenet.py:no_aux").model.aux_logits is False
+    assert load("inception_v4_imagenet.py:resnet_v2").model.name == "inception_resnet_v2"
+    assert load("wrn_cifar.py").model.dropout_rate == 0.0
+    assert load("wrn_cifar.py:dropout").model.dropout_rate == 0.3
+    assert load("wrn_cifar.py:cifar100").dataset.name == "cifar100"
+    assert load("wrn_cifar.py").schedule.decay_factor == 0.2 and load("wrn_cifar.py").optimizer.nesterov
+    eight = load("resnext_imagenet.py:101,8x14d").model
+    assert (eight.name, eight.groups, eight.base_width) == ("resnext101_32x4d", 8, 14)
+    assert load("resnext_imagenet.py:1x64d").model.name == "resnet50"
+    assert "groups" not in load("resnext_imagenet.py:64x4d").model  # the registered net, as it is
+    assert load("resnext_imagenet.py:64x4d").model.name == "resnext101_64x4d"
+    assert load("senet_imagenet.py:resnext50,r8").model.to_dict() == {
+        "name": "se_resnext50_32x4d", "cpu_kernels": "auto", "se_reduction": 8,
+    }  # fmt: skip
+    assert load("senet_imagenet.py:no_se").model.se_reduction == 0
+    small = load("mobilenet_imagenet.py:v2,0.5,160")
+    assert (small.model.name, small.model.width_multiplier, small.input.image_size) == (
+        "mobilenet_v2",
+        0.5,
+        160,
+    )
+    assert load("darknet_imagenet.py:53").input.image_size == 256
+    assert load("densenet_imagenet.py:161").batch_size == 128
 
 
 def test_conflicting_or_unknown_variants_are_named():
+    with pytest.raises(ValueError, match="config argument 64x4d is a 101-layer net; add 101, not 50"):
+        config_lib.load_config(str(ROOT / "configs" / "resnext_imagenet.py:50,64x4d"))
+    with pytest.raises(ValueError, match="config arguments r16, r8 exclude each other"):
+        config_lib.load_config(str(ROOT / "configs" / "senet_imagenet.py:r8,r16"))
     with pytest.raises(ValueError, match="config arguments 101, 50 exclude each other"):
         config_lib.load_config(str(ROOT / "configs" / "resnet_imagenet.py:50,101"))
     with pytest.raises(ValueError, match="unknown config argument 'F'; allowed: A, A_LRN, B"):
@@ -144,6 +180,31 @@ def test_the_readme_lists_every_paper_recipe_with_the_registrys_errors():
             config = config_lib.load_config(str(ROOT / "configs" / recipe) + arg)
             for value in model_info(config.model.name).reported.values():
                 assert f"{value:g}" in row, (recipe, arg, value)
+
+
+def _recipes_table():
+    spec = importlib.util.spec_from_file_location("recipes_table", ROOT / "scripts" / "recipes_table.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_readme_recipes_table_is_generated_from_the_recipes():
+    table = _recipes_table()
+    readme = (ROOT / "README.md").read_text()
+    assert table.render(readme) == readme, (
+        "README.md's recipe table is stale: python scripts/recipes_table.py"
+    )
+    listed = {name for name, _ in table.tabled_recipes()}
+    assert set(PAPER_RECIPES) | {"lenet5_mnist.py", "mnist_convnet.py"} <= listed
+    # The generator reads the registry: a changed fact changes the table.
+    row = table.row("wrn_cifar.py", table.load_recipe(ROOT / "configs" / "wrn_cifar.py"))
+    assert "| 4.17 / 20.5 |" in row and "`python -m jaxcnn.main --config=configs/wrn_cifar.py " in row
+
+
+def test_a_table_entry_without_reported_errors_is_named():
+    with pytest.raises(ValueError, match="model 'densenet161' has no reported errors"):
+        _recipes_table().errors((("161", "densenet161"),))
 
 
 def test_recipes_state_no_step_counts_computed_from_a_batch_size():

@@ -21,6 +21,17 @@ CASES = [
     pytest.param("vgg_imagenet.py:A_LRN,S256_512,smoke", marks=SLOW),
     pytest.param("googlenet_imagenet.py:smoke", marks=SLOW),
     pytest.param("inception_v3_imagenet.py:smoke", marks=SLOW),
+    pytest.param("inception_v4_imagenet.py:smoke", marks=SLOW),  # with the running average (eval_ema)
+    pytest.param("inception_v4_imagenet.py:resnet_v2,smoke", marks=SLOW),
+    pytest.param("wrn_cifar.py:dropout,smoke", marks=SLOW),
+    pytest.param("resnext_imagenet.py:smoke", marks=SLOW),
+    pytest.param("resnext_imagenet.py:8x14d,smoke", marks=SLOW),
+    pytest.param("senet_imagenet.py:smoke", marks=SLOW),
+    pytest.param("densenet_imagenet.py:smoke", marks=SLOW),  # centre and 10 crops
+    pytest.param("mobilenet_imagenet.py:smoke", marks=SLOW),
+    pytest.param("mobilenet_imagenet.py:v2,0.5,smoke", marks=SLOW),
+    pytest.param("darknet_imagenet.py:smoke", marks=SLOW),
+    pytest.param("darknet_imagenet.py:53,smoke", marks=SLOW),
 ]
 FAKE_SIZES = {"imagenet2012": 6, "cifar10": 7}  # the fixtures' evaluation examples
 FAKE_SIZES_VAL = {"cifar10": 2}  # train[90%:] of the fake's 20 training records

@@ -99,6 +99,10 @@ class AlexNet(nn.Module):
         (`with jax.set_mesh(mesh):` around the jitted call); shard the kernels' last dim over it
         (sharding.param_sharding) to keep each tower's parameters on its device only.
       conv, act, pool: the convolution, activation and max-pool (flax's nn.Conv, nn.relu, nn.max_pool).
+      activation: "relu" (`act`) or "tanh", the saturating unit ReLU replaces (Sec. 3.1 ablation).
+      lrn: False leaves out the table's LRN layers (Sec. 3.3 ablation).
+      pool_window: the max-pools' window at stride 2: 3 overlaps (Sec. 3.4), 2 does not and gives
+        the same map sizes (the paper's comparison).
     """
 
     layers: tuple[Any, ...] = ALEXNET_2012
@@ -116,6 +120,9 @@ class AlexNet(nn.Module):
     conv: Callable[..., nn.Module] = nn.Conv
     act: Callable = nn.relu
     pool: Callable = nn.max_pool
+    activation: str = "relu"
+    lrn: bool = True
+    pool_window: int = 3
 
     def _init(self, name):
         bias = nn.initializers.ones if name in self.one_bias else nn.initializers.zeros
@@ -123,10 +130,11 @@ class AlexNet(nn.Module):
 
     def _pool(self, x, name):
         # Overlapping pooling, 3x3 windows at stride 2 (Sec. 3.4).
+        k = self.pool_window
         pads = ((0, 0), (0, 0))
         if self.ceil_pool:
-            pads = tuple((0, -(-(n - 3) // 2) * 2 + 3 - n) for n in x.shape[1:3])
-        return MaxPool(3, 2, pads, pool=self.pool, name=name)(x)
+            pads = tuple((0, -(-(n - k) // 2) * 2 + k - n) for n in x.shape[1:3])
+        return MaxPool(k, 2, pads, pool=self.pool, name=name)(x)
 
     def _placement(self):
         """place(x, split): x's maps split over the towers' devices, or whole on each (an exchange)."""
@@ -152,6 +160,9 @@ class AlexNet(nn.Module):
     def __call__(self, x, train: bool = False, features_only: bool = False):
         if self.dropout_on not in ("outputs", "inputs"):
             raise ValueError(f"dropout_on must be 'outputs' or 'inputs', got {self.dropout_on!r}")
+        if self.activation not in ("relu", "tanh"):
+            raise ValueError(f"activation must be 'relu' or 'tanh', got {self.activation!r}")
+        act = self.act if self.activation == "relu" else jnp.tanh
         conv = functools.partial(self.conv, dtype=self.dtype)
         dropout = nn.Dropout(self.dropout_rate, deterministic=not train, name="dropout")
         place = self._placement()
@@ -161,6 +172,8 @@ class AlexNet(nn.Module):
             if layer == "pool":
                 x = self._pool(x, f"pool{n_conv}")  # pool1, pool2, pool5 as in the paper
             elif layer == "lrn":
+                if not self.lrn:
+                    continue
                 n_lrn += 1
                 x = LocalResponseNorm(groups=self.towers, name=f"lrn{n_lrn}")(x)
             else:
@@ -175,7 +188,7 @@ class AlexNet(nn.Module):
                     features, (kernel, kernel), (stride, stride), [(pad, pad)] * 2,
                     feature_group_count=groups, **self._init(f"conv{n_conv}"), **on_towers,
                 )(x)  # fmt: skip
-                x = place(self.act(x), split=True)
+                x = place(act(x), split=True)
 
         x = place(x, split=False)  # fc6 sees both towers' maps
         window = dense_window(self, f"fc{n_conv + 1}", x, self.adaptive_pool)
@@ -192,7 +205,7 @@ class AlexNet(nn.Module):
 
         for i, width in enumerate(self.hidden):
             x = dropout(x) if self.dropout_on == "inputs" else x
-            x = self.act(fc(i, width, x))
+            x = act(fc(i, width, x))
             x = dropout(x) if self.dropout_on == "outputs" and i < len(self.hidden) - 1 else x
         if features_only:
             return mean_over_positions(x)
