@@ -65,7 +65,7 @@ def get_config(arg=None):
 
     config.batch_size = 8
     config.eval_batch_size = 64  # tiles per forward pass of the overlap-tile evaluation
-    config.num_train_steps = 3000
+    config.num_train_steps = 8000
     # RMSProp without momentum and with a tiny epsilon (an Adam-like per-parameter step): the paper's
     # SGD (`paper`) sits for hundreds of steps on a plateau where every digit pixel is at chance.
     config.optimizer.name = "rmsprop"
@@ -78,7 +78,7 @@ def get_config(arg=None):
     config.schedule.warmup_epochs = 0.1
 
     config.log_every_steps = 100
-    config.eval_every_steps = 1000
+    config.eval_every_steps = 2000
     config.checkpoint_every_steps = 500
     config.checkpoint.best_metric = "eval/pixel_error"  # used when checkpoint.keep_best > 0
 
