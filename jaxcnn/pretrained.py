@@ -76,7 +76,8 @@ def _download(weights: Weights) -> Path:
     if not digest.startswith(weights.sha256):
         partial.unlink()
         raise ValueError(
-            f"checksum mismatch for {weights.url}: sha256 {digest[:16]}..., expected {weights.sha256}..."
+            f"checksum mismatch for {target.name} from {weights.url}: expected a sha256 starting "
+            f"{weights.sha256}, got {digest}; nothing was cached"
         )
     partial.rename(target)
     return target
@@ -284,12 +285,13 @@ def load_pretrained(name: str, tag: str | None = None, *, path: str | os.PathLik
       tag: a row of the weights table (e.g. "IMAGENET1K_V2"); None: the model's latest row.
       path: a torchvision state-dict file (torch.save of `model.state_dict()`); without it the file
         is downloaded into ~/.cache/jaxcnn/weights (prefix of its SHA-256 checked).
-      **overrides: passed to create_model (e.g. cpu_kernels="off", dtype).
+      **overrides: passed to create_model (e.g. cpu_kernels="off", dtype, classifier_pool).
 
     Returns:
-      The flax module and {"params", "batch_stats"} (the latter for BN nets). Evaluate at the row's
-      crop size: at larger inputs alexnet/vgg/googlenet_tv/inception_v3 evaluate densely (the
-      papers' protocol), where torchvision pools adaptively.
+      The flax module and {"params", "batch_stats"} (the latter for BN nets). At the row's crop size
+      the logits are torchvision's. At larger inputs alexnet/vgg/googlenet_tv/inception_v3 evaluate
+      densely by default (the papers' protocol); pass classifier_pool="adaptive" (the row's
+      `classifier_pool`) to pool adaptively as torchvision does and get its logits there too.
     """
     registry.model_info(name)  # unknown names fail here, with the allowed ones
     if path is None:
