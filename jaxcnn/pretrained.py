@@ -40,6 +40,26 @@ def list_pretrained(model: str | None = None) -> list[dict]:
     return [dataclasses.asdict(w) for w in WEIGHTS if model is None or w.model == model]
 
 
+def find_row(name: str, tag: str | None = None) -> dict:
+    """The table's row of (name, tag) as a dict (tag None: the model's latest); ValueError naming the
+    models with weights or the model's tags."""
+    return dataclasses.asdict(_find(name, tag))
+
+
+def input_adapter(row: dict, mean, std):
+    """x -> x', from images standardised with (mean, std) to the row's normalisation, or None if equal.
+
+    x' = (x * std + mean - row mean) / row std per channel: torchvision's `transform_input` for its
+    GoogLeNet and Inception v3 weights, for a pipeline that standardises with ImageNet's statistics.
+    """
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    row_mean, row_std = np.asarray(row["mean"], np.float32), np.asarray(row["std"], np.float32)
+    if np.array_equal(mean, row_mean) and np.array_equal(std, row_std):
+        return None
+    scale, shift = std / row_std, (mean - row_mean) / row_std
+    return lambda x: x * scale + shift
+
+
 def _find(name: str, tag: str | None) -> Weights:
     rows = [w for w in WEIGHTS if w.model == name]
     if not rows:
