@@ -60,6 +60,23 @@ def input_adapter(row: dict, mean, std):
     return lambda x: x * scale + shift
 
 
+@dataclasses.dataclass(frozen=True)
+class InputAdapted:
+    """A model whose `apply` first maps the images with `adapt` (input_adapter): what evaluation
+    calls of a model, for weights that expect another normalisation than the pipeline's."""
+
+    model: object
+    adapt: object
+
+    def apply(self, variables, images, *args, **kwargs):
+        return self.model.apply(variables, self.adapt(images), *args, **kwargs)
+
+
+def with_input_adapter(model, adapt):
+    """`model` itself when `adapt` is None, else InputAdapted(model, adapt)."""
+    return model if adapt is None else InputAdapted(model, adapt)
+
+
 def _find(name: str, tag: str | None) -> Weights:
     rows = [w for w in WEIGHTS if w.model == name]
     if not rows:

@@ -9,6 +9,8 @@ statistics, dropout off) with the same updated running statistics.
 from __future__ import annotations
 
 import dataclasses
+import subprocess
+import sys
 import time
 
 import jax
@@ -290,3 +292,32 @@ def test_predict_prints_top5_and_names_unreadable_file(tmp_path, capsys):
     assert probs == sorted(probs, reverse=True) and 0 < sum(probs) <= 1.0001
     names = predict.imagenet_labels()  # torchvision's bundled categories (installed with the tests)
     assert len(names) == 1000 and all(line.split(maxsplit=1)[1] in names for line in lines[1:])
+
+
+def test_input_adapter_is_transform_input():
+    (row,) = jaxcnn.list_pretrained("inception_v3")
+    mean, std = np.array([0.485, 0.456, 0.406]), np.array([0.229, 0.224, 0.225])
+    x = np.random.default_rng(0).standard_normal((1, 2, 2, 3)).astype(np.float32)
+    adapt = pretrained.input_adapter(row, mean, std)
+    np.testing.assert_allclose(adapt(x), (x * std + mean - 0.5) / 0.5, rtol=1e-5, atol=1e-6)
+    assert pretrained.input_adapter(jaxcnn.list_pretrained("resnet18")[0], mean, std) is None
+
+
+def test_evaluate_command_scores_pretrained_weights(fake_imagenet, tmp_path, root, cli_env):
+    """`python -m jaxcnn.evaluate --weights=TAG --path=FILE`: a converted random file on a fake ImageNet."""
+    data_dir, _ = fake_imagenet
+    file = tmp_path / "resnet18.pth"
+    torch.save(_torch_model("resnet18").state_dict(), file)
+    args = [
+        "--config=configs/resnet_imagenet.py:smoke", "--config.model.name=resnet18",
+        f"--config.dataset.data_dir={data_dir}", "--config.eval_batch_size=4", "--weights=IMAGENET1K_V1",
+        f"--path={file}", "--protocols=center,ten_crop",
+    ]  # fmt: skip
+    env = dict(cli_env(1), JAXCNN_CACHE=str(tmp_path / "cache"))
+    proc = subprocess.run(
+        [sys.executable, "-m", "jaxcnn.evaluate", *args], cwd=root, env=env, capture_output=True, text=True
+    )
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lines = proc.stdout.strip().splitlines()
+    for line, protocol in zip(lines[-2:], ("center", "ten_crop")):
+        assert line.startswith(f"resnet18 IMAGENET1K_V1: {protocol} top-1 error ") and "(6 examples)" in line
