@@ -29,7 +29,7 @@ from flax import traverse_util
 
 from jaxcnn import registry
 from jaxcnn.data.archives import sha256_file
-from jaxcnn.weights_table import WEIGHTS, Weights
+from jaxcnn.weights_table import IMAGENET_MEAN, WEIGHTS, Weights
 
 CACHE_DIR = Path(os.environ.get("JAXCNN_CACHE", Path.home() / ".cache" / "jaxcnn")) / "weights"
 DOWNLOAD_TIMEOUT_S = 10
@@ -38,6 +38,24 @@ DOWNLOAD_TIMEOUT_S = 10
 def list_pretrained(model: str | None = None) -> list[dict]:
     """The weights table as dicts (one per (model, tag)), optionally for one model."""
     return [dataclasses.asdict(w) for w in WEIGHTS if model is None or w.model == model]
+
+
+def weights_markdown() -> str:
+    """The weights table as the README's markdown (model, tag, acc@1, acc@5, params, GMACs,
+    preprocessing): `python -c "import jaxcnn.pretrained as p; print(p.weights_markdown())"`."""
+    lines = [
+        "| model | tag | acc@1 | acc@5 | params | GMACs | preprocessing |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for w in WEIGHTS:
+        info = registry.model_info(w.model)
+        norm = "mean/std 0.5 (transform_input)" if w.mean != IMAGENET_MEAN else "ImageNet mean/std"
+        prep = f"resize {w.resize}, crop {w.crop}, {w.interpolation}, {norm}"
+        lines.append(
+            f"| `{w.model}` | {w.tag} | {w.acc1:.3f} | {w.acc5:.3f} | {info.num_params / 1e6:.1f} M | "
+            f"{info.gmacs:.2f} | {prep} |"
+        )
+    return "\n".join(lines)
 
 
 def find_row(name: str, tag: str | None = None) -> dict:

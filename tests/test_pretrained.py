@@ -321,3 +321,12 @@ def test_evaluate_command_scores_pretrained_weights(fake_imagenet, tmp_path, roo
     lines = proc.stdout.strip().splitlines()
     for line, protocol in zip(lines[-2:], ("center", "ten_crop")):
         assert line.startswith(f"resnet18 IMAGENET1K_V1: {protocol} top-1 error ") and "(6 examples)" in line
+
+
+def test_readme_weights_table_is_the_generated_one(root):
+    """README's table is weights_markdown()'s output: regenerate and paste it when the table changes."""
+    readme = (root / "README.md").read_text()
+    start = readme.index("<!-- weights table:")
+    table = readme[readme.index("\n", start) + 1 : readme.index("<!-- end of weights table -->")].strip()
+    assert table == pretrained.weights_markdown()
+    assert len(table.splitlines()) == 2 + len(jaxcnn.list_pretrained())
