@@ -224,13 +224,14 @@ def evaluate_pretrained(config, tag: str | None, path: str | None, protocols) ->
     build.check_config(config)
     for protocol in protocols:
         views.check_protocol(protocol)
+    overrides = {k: v for k, v in config.model.items() if k != "name"}
+    # The weights first: reading a .pth file imports torch, which goes before TensorFlow (the split).
+    model, variables = pretrained.load_pretrained(config.model.name, row["tag"], path=path, **overrides)
     eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
     if eval_split.num_classes != 1000:
         raise ValueError(
             f"{config.dataset.name} has {eval_split.num_classes} classes; the weights score ImageNet's 1000"
         )
-    overrides = {k: v for k, v in config.model.items() if k != "name"}
-    model, variables = pretrained.load_pretrained(config.model.name, row["tag"], path=path, **overrides)
     model = pretrained.with_input_adapter(
         model, pretrained.input_adapter(row, *input_lib.MEAN_STD[config.dataset.name.split("/")[0]])
     )

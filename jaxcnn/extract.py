@@ -116,7 +116,6 @@ def _config(args):
     if args.model:
         config.model.name = args.model
     config.eval_batch_size = args.batch_size
-    config.input.normalize = "standardize"
     return config
 
 
@@ -134,6 +133,7 @@ def _model_and_variables(args, config):
     if not (args.weights or args.path):
         raise ValueError("give the weights: --weights=TAG, --path=FILE (state dict) or --workdir=RUN")
     row = pretrained.find_row(config.model.name, args.weights)
+    config.input.normalize = "standardize"  # then input_adapter: the weights' own mean/std
     model, variables = pretrained.load_pretrained(config.model.name, row["tag"], path=args.path, **overrides)
     config.input.image_size = args.image_size or row["crop"]
     config.eval.crop_ratio = row["crop"] / row["resize"]

@@ -82,3 +82,28 @@ def test_extract_without_weights_is_one_line(image_folder, tmp_path, capsys):
     err = capsys.readouterr().err.strip()
     assert rc == 2 and "\n" not in err and "--weights=TAG" in err and "--path=FILE" in err
     assert not (tmp_path / "f.npz").exists()
+
+
+def test_extract_from_a_runs_checkpoint_uses_its_data_and_preprocessing(mnist_split, tmp_path):
+    """--workdir: the run's model, latest weights, dataset and normalisation (here MNIST's)."""
+    from helpers import mnist_config
+
+    from jaxcnn import train
+
+    config = mnist_config("mnist_convnet", num_train_steps=10)
+    config.eval_every_steps = config.checkpoint_every_steps = config.log_every_steps = 10
+    config.dataset.eval_split = "test[:20]"
+    train.train_and_evaluate(config, str(tmp_path / "run"))
+    out = tmp_path / "mnist.npz"
+    assert extract.main([f"--workdir={tmp_path / 'run'}", "--split=test[:40]", f"--out={out}"]) == 0
+    with np.load(out) as data:
+        features, labels = data["features"], data["labels"]
+    assert features.shape == (40, 1000) and labels.shape == (40,)  # fc 1000: what the last fc sees
+    assert labels.tolist() == [int(y) for y in np.asarray(_mnist_labels(40))]
+
+
+def _mnist_labels(n):
+    import tensorflow_datasets as tfds
+
+    ds = tfds.load("mnist", split=f"test[:{n}]", shuffle_files=False)
+    return [int(ex["label"]) for ex in tfds.as_numpy(ds)]
