@@ -117,6 +117,16 @@ def base_config() -> ml_collections.ConfigDict:
     c.checkpoint.best_metric = "eval/top1_error"  # lower is better
     c.seed = 0
 
+    # Fine-tuning (jaxcnn/finetune.py): initial weights other than a fresh initialisation, at most
+    # one source; the classifier is re-initialised when the number of classes differs.
+    c.init = ml_collections.ConfigDict()
+    c.init.weights = ""  # a tag of jaxcnn.list_pretrained(model.name), or "latest"
+    c.init.path = ""  # a torchvision state-dict file for model.name
+    c.init.workdir = ""  # another jaxcnn run: its latest params and BatchNorm statistics
+    c.init.head = "auto"  # the classifier: "auto" (kept if it fits), "replace" (fresh) or "keep"
+    c.init.freeze_backbone = False  # a linear probe: backbone parameters and BN statistics unchanged
+    c.init.backbone_lr_multiplier = 1.0  # the backbone's rate = this x the schedule's
+
     # A resumed run must define the same experiment as its manifest (WORKDIR/config.json,
     # jaxcnn/run_dir.py); list here, comma-separated, the keys it may change (then recorded).
     c.resume = ml_collections.ConfigDict()

@@ -23,11 +23,20 @@ def summary(*args, **kwargs):
     return summarize(*args, **kwargs)
 
 
+def features(*args, **kwargs):
+    """jaxcnn.extract.features (pooled penultimate features, and named feature maps with
+    stages=True), imported when first called, as `summary`."""
+    from jaxcnn.extract import features as extract_features
+
+    return extract_features(*args, **kwargs)
+
+
 __version__ = "0.1.0"
 __all__ = [
     "ModelInfo",
     "build",
     "create_model",
+    "features",
     "list_models",
     "list_pretrained",
     "load_pretrained",

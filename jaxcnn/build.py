@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcnn import checkpoint, durations, losses, optim, registry, segmentation, sharding
+from jaxcnn import checkpoint, durations, finetune, losses, optim, registry, segmentation, sharding
 from jaxcnn.data import input as input_lib
 
 PRECISIONS = ("float32", "bfloat16")
@@ -46,6 +46,7 @@ def check_config(config) -> None:
     sharding.check_config(config)
     durations.check_config(config)
     checkpoint.check_config(config.checkpoint)
+    finetune.check_config(config)
     if config.precision not in PRECISIONS:
         raise ValueError(f"config.precision={config.precision!r}; allowed: {', '.join(PRECISIONS)}")
     if config.remat not in REMAT_POLICIES:
@@ -106,7 +107,10 @@ def build(
     model = create_model(config, num_classes)
     schedule = optim.create_schedule(config, steps)
     tx = optim.create_optimizer(config, schedule)
+    # config.init (jaxcnn/finetune.py): a frozen or slower backbone, and the initial weights loaded.
+    tx = finetune.wrap_optimizer(config, tx, model, tuple(image_shape))
     state = init_state(model, tx, config, mesh, tuple(image_shape))
+    state = finetune.initialize(config, model, tx, state, tuple(image_shape))
     return Built(model, tx, schedule, state, steps)
 
 
@@ -123,6 +127,7 @@ def open_split(config, split_name: str):
 def create_model(config, num_classes: int):
     """The config's model: config.model.name plus any other config.model keys as overrides."""
     overrides = {k: v for k, v in config.model.items() if k != "name"}
+    overrides.update(finetune.model_overrides(config))  # a frozen backbone's BatchNorm
     if config.precision == "bfloat16":
         overrides["dtype"] = jnp.bfloat16  # parameters stay float32 (flax's param_dtype)
     return registry.create_model(config.model.name, num_classes=num_classes, **overrides)

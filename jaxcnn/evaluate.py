@@ -8,6 +8,10 @@ Sec. 6, VGG Sec. 3.2, GoogLeNet Sec. 10) before top-k. Views larger than the net
 The command line evaluates a run's checkpoint with any protocol and writes WORKDIR/eval_results.json:
 
     python -m jaxcnn.evaluate --config=configs/X.py --workdir=DIR --protocols=center,ten_crop
+
+and pretrained weights (jaxcnn.list_pretrained) with their own preprocessing, printing the results:
+
+    python -m jaxcnn.evaluate --config=configs/resnet50_imagenet.py --weights=IMAGENET1K_V2 [--path=FILE]
 """
 
 from __future__ import annotations
@@ -211,6 +215,42 @@ def evaluate_checkpoint(
         return step, evaluate_state(model, Weights(**weights), eval_split, config, mesh, protocols)
 
 
+def evaluate_pretrained(config, tag: str | None, path: str | None, protocols) -> dict[str, float]:
+    """Published (or given) torchvision weights (jaxcnn.load_pretrained) on config's eval split.
+
+    The weights' own preprocessing replaces the config's: the row's crop and resize ratio, and its
+    mean/std (GoogLeNet's and Inception v3's transform_input) applied to the standardised images.
+    The split must have the weights' 1000 ImageNet classes in torchvision's order (imagenet2012).
+    """
+    import copy
+
+    from jaxcnn import pretrained
+
+    row = pretrained.find_row(config.model.name, tag)
+    config = copy.deepcopy(config)
+    config.input.image_size, config.eval.crop_ratio = row["crop"], row["crop"] / row["resize"]
+    config.input.normalize, config.ema_decay = "standardize", 0.0
+    build.check_config(config)
+    for protocol in protocols:
+        views.check_protocol(protocol)
+    overrides = {k: v for k, v in config.model.items() if k != "name"}
+    # The weights first: reading a .pth file imports torch, which goes before TensorFlow (the split).
+    model, variables = pretrained.load_pretrained(config.model.name, row["tag"], path=path, **overrides)
+    eval_split = input_lib.split_from_config(config, config.dataset.eval_split)
+    if eval_split.num_classes != 1000:
+        raise ValueError(
+            f"{config.dataset.name} has {eval_split.num_classes} classes; the weights score ImageNet's 1000"
+        )
+    model = pretrained.with_input_adapter(
+        model, pretrained.input_adapter(row, *input_lib.MEAN_STD[config.dataset.name.split("/")[0]])
+    )
+    mesh = sharding.create_mesh(config.mesh.model)
+    with jax.set_mesh(mesh):
+        weights = {"params": variables["params"], "batch_stats": variables.get("batch_stats", {})}
+        weights = jax.device_put(weights, build.state_sharding(weights, mesh))
+        return evaluate_state(model, Weights(ema_params={}, **weights), eval_split, config, mesh, protocols)
+
+
 def main(argv, config):
     from absl import flags
 
@@ -221,6 +261,15 @@ def main(argv, config):
     FLAGS = flags.FLAGS
     protocols = [p for p in FLAGS.protocols.split(",") if p] or list(config.eval.protocols)
     try:
+        if FLAGS.weights or FLAGS.path:  # pretrained weights, not a run: printed, nothing written
+            metrics = evaluate_pretrained(config, FLAGS.weights or None, FLAGS.path or None, protocols)
+            for protocol in protocols:
+                print(f"{config.model.name} {FLAGS.weights or FLAGS.path}: {describe(metrics, protocol)}")
+            return
+        if not FLAGS.workdir:
+            raise ValueError(
+                "--workdir=RUN (or --weights=TAG / --path=FILE for pretrained weights) is required"
+            )
         # The run's own lock (jaxcnn/run_dir.py), held by process 0: no training or other evaluation
         # writes meanwhile.
         is_writer = jax.process_index() == 0
@@ -261,7 +310,8 @@ if __name__ == "__main__":
     )
     flags.DEFINE_string("protocols", "", "Comma-separated: center, ten_crop, multi_scale, crops144.")
     flags.DEFINE_string("checkpoint", "latest", "latest (WORKDIR/checkpoints) or best (WORKDIR/best).")
-    flags.mark_flags_as_required(["workdir"])
+    flags.DEFINE_string("weights", "", "Instead of a run: a tag of jaxcnn.list_pretrained(MODEL).")
+    flags.DEFINE_string("path", "", "Instead of a run: a torchvision state-dict file for MODEL.")
 
     def _run_config(rest):
         # Without --config: the config the run recorded (WORKDIR/config.json, jaxcnn/run_dir.py).

@@ -287,6 +287,20 @@ def dense_window(module: nn.Module, layer: str, x: jax.Array, window: tuple[int,
     return tuple(window)
 
 
+# How a classifier built for the native map meets a larger one (the `classifier_pool` field of
+# AlexNet, VGG, GoogLeNet and Inception): "dense" slides it (the papers' dense evaluation, VGG Sec.
+# 3.2) and averages the class scores; "adaptive" average-pools the map to the native grid first
+# (torchvision's AdaptiveAvgPool2d), so the classifier sees one map. Same weights, different logits;
+# both are the identity at the native size.
+CLASSIFIER_POOLS = ("dense", "adaptive")
+
+
+def check_classifier_pool(value: str) -> None:
+    """ValueError naming `value` and the allowed modes unless it is one of CLASSIFIER_POOLS."""
+    if value not in CLASSIFIER_POOLS:
+        raise ValueError(f"classifier_pool={value!r}; allowed: {', '.join(CLASSIFIER_POOLS)}")
+
+
 def mean_over_positions(x: jax.Array) -> jax.Array:
     """Dense evaluation's spatial average of a (N, H, W, C) score map (sum-pooling, Simonyan &
     Zisserman 2015, Sec. 3.2); (N, C) passes through."""

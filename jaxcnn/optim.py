@@ -121,6 +121,21 @@ def create_optimizer(config, schedule: optax.Schedule) -> optax.GradientTransfor
     return optax.chain(*clip, optax.add_decayed_weights(opt.weight_decay, mask=mask), step, *plateau)
 
 
+def scale_groups(tx, labels, multipliers: dict[str, float]) -> optax.GradientTransformation:
+    """`tx` with each parameter group's updates multiplied by its multiplier (its rate scaled).
+
+    `labels`: params -> a tree of group names (optax.multi_transform's). A multiplier of 0 freezes
+    its group (optax.set_to_zero: no step, no weight decay, no optimizer state kept for it).
+    """
+
+    def scaled(m):
+        if m == 0:
+            return optax.set_to_zero()
+        return tx if m == 1 else optax.chain(tx, optax.scale(m))
+
+    return optax.multi_transform({group: scaled(m) for group, m in multipliers.items()}, labels)
+
+
 class PlateauState(NamedTuple):
     """The reduce-on-plateau rule's state: the current rate multiplier, the best evaluation so far,
     the evaluations since it improved and the reductions made (all scalars, checkpointed)."""

@@ -29,7 +29,7 @@ from flax import traverse_util
 
 from jaxcnn import registry
 from jaxcnn.data.archives import sha256_file
-from jaxcnn.weights_table import WEIGHTS, Weights
+from jaxcnn.weights_table import IMAGENET_MEAN, WEIGHTS, Weights
 
 CACHE_DIR = Path(os.environ.get("JAXCNN_CACHE", Path.home() / ".cache" / "jaxcnn")) / "weights"
 DOWNLOAD_TIMEOUT_S = 10
@@ -38,6 +38,61 @@ DOWNLOAD_TIMEOUT_S = 10
 def list_pretrained(model: str | None = None) -> list[dict]:
     """The weights table as dicts (one per (model, tag)), optionally for one model."""
     return [dataclasses.asdict(w) for w in WEIGHTS if model is None or w.model == model]
+
+
+def weights_markdown() -> str:
+    """The weights table as the README's markdown (model, tag, acc@1, acc@5, params, GMACs,
+    preprocessing): `python -c "import jaxcnn.pretrained as p; print(p.weights_markdown())"`."""
+    lines = [
+        "| model | tag | acc@1 | acc@5 | params | GMACs | preprocessing |",
+        "|---|---|---:|---:|---:|---:|---|",
+    ]
+    for w in WEIGHTS:
+        info = registry.model_info(w.model)
+        norm = "mean/std 0.5 (transform_input)" if w.mean != IMAGENET_MEAN else "ImageNet mean/std"
+        prep = f"resize {w.resize}, crop {w.crop}, {w.interpolation}, {norm}"
+        lines.append(
+            f"| `{w.model}` | {w.tag} | {w.acc1:.3f} | {w.acc5:.3f} | {info.num_params / 1e6:.1f} M | "
+            f"{info.gmacs:.2f} | {prep} |"
+        )
+    return "\n".join(lines)
+
+
+def find_row(name: str, tag: str | None = None) -> dict:
+    """The table's row of (name, tag) as a dict (tag None: the model's latest); ValueError naming the
+    models with weights or the model's tags."""
+    return dataclasses.asdict(_find(name, tag))
+
+
+def input_adapter(row: dict, mean, std):
+    """x -> x', from images standardised with (mean, std) to the row's normalisation, or None if equal.
+
+    x' = (x * std + mean - row mean) / row std per channel: torchvision's `transform_input` for its
+    GoogLeNet and Inception v3 weights, for a pipeline that standardises with ImageNet's statistics.
+    """
+    mean, std = np.asarray(mean, np.float32), np.asarray(std, np.float32)
+    row_mean, row_std = np.asarray(row["mean"], np.float32), np.asarray(row["std"], np.float32)
+    if np.array_equal(mean, row_mean) and np.array_equal(std, row_std):
+        return None
+    scale, shift = std / row_std, (mean - row_mean) / row_std
+    return lambda x: x * scale + shift
+
+
+@dataclasses.dataclass(frozen=True)
+class InputAdapted:
+    """A model whose `apply` first maps the images with `adapt` (input_adapter): what evaluation
+    calls of a model, for weights that expect another normalisation than the pipeline's."""
+
+    model: object
+    adapt: object
+
+    def apply(self, variables, images, *args, **kwargs):
+        return self.model.apply(variables, self.adapt(images), *args, **kwargs)
+
+
+def with_input_adapter(model, adapt):
+    """`model` itself when `adapt` is None, else InputAdapted(model, adapt)."""
+    return model if adapt is None else InputAdapted(model, adapt)
 
 
 def _find(name: str, tag: str | None) -> Weights:
@@ -76,7 +131,8 @@ def _download(weights: Weights) -> Path:
     if not digest.startswith(weights.sha256):
         partial.unlink()
         raise ValueError(
-            f"checksum mismatch for {weights.url}: sha256 {digest[:16]}..., expected {weights.sha256}..."
+            f"checksum mismatch for {target.name} from {weights.url}: expected a sha256 starting "
+            f"{weights.sha256}, got {digest}; nothing was cached"
         )
     partial.rename(target)
     return target
@@ -284,12 +340,13 @@ def load_pretrained(name: str, tag: str | None = None, *, path: str | os.PathLik
       tag: a row of the weights table (e.g. "IMAGENET1K_V2"); None: the model's latest row.
       path: a torchvision state-dict file (torch.save of `model.state_dict()`); without it the file
         is downloaded into ~/.cache/jaxcnn/weights (prefix of its SHA-256 checked).
-      **overrides: passed to create_model (e.g. cpu_kernels="off", dtype).
+      **overrides: passed to create_model (e.g. cpu_kernels="off", dtype, classifier_pool).
 
     Returns:
-      The flax module and {"params", "batch_stats"} (the latter for BN nets). Evaluate at the row's
-      crop size: at larger inputs alexnet/vgg/googlenet_tv/inception_v3 evaluate densely (the
-      papers' protocol), where torchvision pools adaptively.
+      The flax module and {"params", "batch_stats"} (the latter for BN nets). At the row's crop size
+      the logits are torchvision's. At larger inputs alexnet/vgg/googlenet_tv/inception_v3 evaluate
+      densely by default (the papers' protocol); pass classifier_pool="adaptive" (the row's
+      `classifier_pool`) to pool adaptively as torchvision does and get its logits there too.
     """
     registry.model_info(name)  # unknown names fail here, with the allowed ones
     if path is None:

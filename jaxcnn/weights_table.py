@@ -35,9 +35,11 @@ class Weights:
       acc1, acc5: published ImageNet-1k validation top-1 / top-5 (%), single center crop.
       resize, crop, interpolation, mean, std: the preprocessing those figures used (resize the shorter
         side, center-crop, normalise [0, 1] pixels).
-      evaluation: how the model meets the crop: "native" (torchvision's layout at its input size; at
-        larger sizes jaxcnn's alexnet/vgg/googlenet_tv/inception_v3 evaluate densely, torchvision pools
-        adaptively, so figures hold at the crop size only).
+      classifier_pool: the model's `classifier_pool` that computes what torchvision computed:
+        "adaptive" for alexnet, vgg*, googlenet_tv and inception_v3 (torchvision average-pools a
+        larger map to the native grid); "global" for the nets that end in a global average pool
+        (no option). The published figures are at `crop`, the native size, where "adaptive" and
+        jaxcnn's default "dense" give the same logits; at larger inputs only "adaptive" matches.
       license, notes.
     """
 
@@ -53,16 +55,20 @@ class Weights:
     interpolation: str
     mean: tuple[float, float, float]
     std: tuple[float, float, float]
-    evaluation: str
+    classifier_pool: str
     license: str
     notes: str = ""
 
 
+ADAPTIVE_FAMILIES = ("alexnet", "vgg", "googlenet", "inception")
+
+
 def _tv(model, tag, filename, acc1, acc5, resize, crop, mean=IMAGENET_MEAN, std=IMAGENET_STD, notes=""):
     sha = filename.rsplit("-", 1)[1].split(".")[0]
+    pool = "adaptive" if model.startswith(ADAPTIVE_FAMILIES) else "global"
     return Weights(
         model, tag, "torchvision", TORCHVISION_URL + filename, sha, acc1, acc5, resize, crop, "bilinear",
-        mean, std, "native", LICENSE, notes,
+        mean, std, pool, LICENSE, notes,
     )  # fmt: skip
 
 

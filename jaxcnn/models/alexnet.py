@@ -23,6 +23,7 @@ from jaxcnn.layers import (
     LocalResponseNorm,
     MaxPool,
     adaptive_avg_pool,
+    check_classifier_pool,
     dense_window,
     mean_over_positions,
 )
@@ -80,7 +81,9 @@ class AlexNet(nn.Module):
         floor mode (unpadded windows only) otherwise.
       adaptive_pool: average-pool the last map to this (h, w) before fc6, as torchvision does, so
         inputs smaller than the paper's also work; None feeds the map to fc6 as it is. Maps larger
-        than (h, w) are evaluated densely instead.
+        than (h, w) are evaluated densely instead, unless classifier_pool is "adaptive".
+      classifier_pool: "dense" (the papers' dense evaluation above) or "adaptive" (torchvision: maps
+        larger than adaptive_pool are pooled down to it too, fc6 sees one map); layers.CLASSIFIER_POOLS.
       hidden: widths of fc6 and fc7.
       dropout_rate: dropout probability; 0 disables it.
       dropout_on: "outputs" drops the outputs of fc6 and fc7 (Sec. 4.2: "the first two
@@ -108,6 +111,7 @@ class AlexNet(nn.Module):
     layers: tuple[Any, ...] = ALEXNET_2012
     ceil_pool: bool = False
     adaptive_pool: tuple[int, int] | None = None
+    classifier_pool: str = "dense"
     hidden: tuple[int, ...] = (4096, 4096)
     dropout_rate: float = 0.5
     dropout_on: str = "outputs"
@@ -191,7 +195,12 @@ class AlexNet(nn.Module):
                 x = place(act(x), split=True)
 
         x = place(x, split=False)  # fc6 sees both towers' maps
-        window = dense_window(self, f"fc{n_conv + 1}", x, self.adaptive_pool)
+        check_classifier_pool(self.classifier_pool)
+        if self.classifier_pool == "adaptive" and self.adaptive_pool is None:
+            raise ValueError("classifier_pool='adaptive' needs adaptive_pool (the grid fc6 was built for)")
+        window = None
+        if self.classifier_pool == "dense":
+            window = dense_window(self, f"fc{n_conv + 1}", x, self.adaptive_pool)
         if window is None:
             if self.adaptive_pool is not None:
                 x = adaptive_avg_pool(x, self.adaptive_pool)

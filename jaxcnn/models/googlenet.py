@@ -15,7 +15,14 @@ from typing import Any
 import flax.linen as nn
 import jax.numpy as jnp
 
-from jaxcnn.layers import BatchNorm, ConvNormAct, LocalResponseNorm, adaptive_avg_pool, window_avg_pool
+from jaxcnn.layers import (
+    BatchNorm,
+    ConvNormAct,
+    LocalResponseNorm,
+    adaptive_avg_pool,
+    check_classifier_pool,
+    window_avg_pool,
+)
 from jaxcnn.registry import register_model
 
 SZEGEDY_2015 = "Szegedy et al. 2015, Going Deeper with Convolutions"
@@ -47,18 +54,20 @@ def max_pool_ceil(x, window: int, stride: int, pool: Callable = nn.max_pool):
     return pool(x, (window, window), (stride, stride), padding=pads)
 
 
-def classifier_pool(x, input_shape, window: int):
+def classifier_pool(x, input_shape, window: int, mode: str = "dense"):
     """The k x k average pool before the classifier (Table 1's 7x7/1), dense on larger maps.
 
-    The global mean at the training size (the map is k x k) and below; on larger maps the mean of
-    the k x k windows at stride 1 (layers.window_avg_pool: the classifier's score map averaged).
-    A ValueError if the input was too small to leave any map.
+    The global mean at the training size (the map is k x k) and below; on larger maps, with mode
+    "dense", the mean of the k x k windows at stride 1 (layers.window_avg_pool: the classifier's
+    score map averaged); with "adaptive" the global mean (torchvision's AdaptiveAvgPool2d((1, 1))).
+    A ValueError if the input was too small to leave any map, or for an unknown mode.
     """
+    check_classifier_pool(mode)
     if 0 in x.shape[1:3]:
         raise ValueError(
             f"input of spatial size {input_shape[1:3]} is too small: the last feature map is empty"
         )
-    return window_avg_pool(x, window)
+    return window_avg_pool(x, window) if mode == "dense" else jnp.mean(x, axis=(1, 2))
 
 
 class InceptionModule(nn.Module):
@@ -127,6 +136,9 @@ class GoogLeNet(nn.Module):
       dropout_rate: before the last linear layer (40%, Table 1).
       aux_dropout_rate: in the auxiliary heads (70%, Sec. 5).
       aux_adaptive_pool: torchvision's adaptive 4x4 pool in the aux heads instead of 5x5/3.
+      classifier_pool: on maps larger than 7x7, "dense" slides the 7x7 pool (the classifier's
+        scores averaged, the paper's dense evaluation) or "adaptive" takes the global mean
+        (torchvision); the same at 224 (classifier_pool above).
       kernel_init, bias_init: initialisers of the conv and hidden fc layers (classifier biases 0).
       conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
         layers.BatchNorm, nn.relu, nn.max_pool).
@@ -142,6 +154,7 @@ class GoogLeNet(nn.Module):
     dropout_rate: float = 0.4
     aux_dropout_rate: float = 0.7
     aux_adaptive_pool: bool = False
+    classifier_pool: str = "dense"
     kernel_init: Callable = nn.initializers.lecun_uniform()
     bias_init: Callable = nn.initializers.constant(0.2)
     conv: Callable[..., nn.Module] = nn.Conv
@@ -190,7 +203,8 @@ class GoogLeNet(nn.Module):
         x = pool_ceil(x, self.pool4_window, 2)
         x = inception(INCEPTION_V1["5a"], name="inception_5a")(x)
         x = inception(INCEPTION_V1["5b"], name="inception_5b")(x)
-        x = classifier_pool(x, input_shape, 7)  # Table 1's 7x7/1 average pool (7x7 map at 224)
+        # Table 1's 7x7/1 average pool (the 7x7 map at 224)
+        x = classifier_pool(x, input_shape, 7, self.classifier_pool)
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

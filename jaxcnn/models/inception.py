@@ -185,6 +185,8 @@ class Inception3(nn.Module):
       aux_logits: build the auxiliary head on Mixed_6e; in training the model returns
         `(logits, (aux_logits,))`. It is created at init in any mode.
       dropout_rate: before the classifier (torchvision: 0.5).
+      classifier_pool: on maps larger than 8x8, "dense" slides the 8x8 pool (the classifier's scores
+        averaged) or "adaptive" takes the global mean (torchvision); googlenet.classifier_pool.
       conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
         layers.BatchNorm, nn.relu, nn.max_pool).
     """
@@ -193,6 +195,7 @@ class Inception3(nn.Module):
     dtype: Any = jnp.float32
     aux_logits: bool = True
     dropout_rate: float = 0.5
+    classifier_pool: str = "dense"
     conv: Callable[..., nn.Module] = nn.Conv
     norm: Callable[..., nn.Module] = BatchNorm
     act: Callable = nn.relu
@@ -226,7 +229,7 @@ class Inception3(nn.Module):
                 # Out of training the head is only initialised, on an empty batch (no MACs).
                 head = InceptionAux(self.num_classes, conv, norm, dense, self.act, name="AuxLogits")
                 aux = (head(x if train else x[:0]),)
-        x = classifier_pool(x, input_shape, 8)  # Table 1's 8x8 pool (the 8x8 map at 299)
+        x = classifier_pool(x, input_shape, 8, self.classifier_pool)  # Table 1: 8x8 pool (8x8 map at 299)
         if features_only:
             return x
         x = nn.Dropout(self.dropout_rate, deterministic=not train)(x)

@@ -19,6 +19,7 @@ from jaxcnn.layers import (
     DenseAsConv,
     LocalResponseNorm,
     adaptive_avg_pool,
+    check_classifier_pool,
     dense_window,
     mean_over_positions,
 )
@@ -58,6 +59,8 @@ class VGG(nn.Module):
         with its own parameters (layers.DenseAsConv), fc7/fc8 act at every position and the class
         scores (logits, before any softmax) are averaged over positions; `features_only` averages
         the fc7 map.
+      classifier_pool: "dense" (the dense evaluation above, the paper's) or "adaptive" (torchvision:
+        larger maps are average-pooled to adaptive_pool too, and fc6 sees one map).
       hidden: widths of fc6 and fc7.
       dropout_rate: dropout on the outputs of fc6 and fc7 (Sec. 3.1); 0 disables it.
       conv, norm, act, pool: the convolution, BatchNorm, activation and max-pool (flax's nn.Conv,
@@ -68,6 +71,7 @@ class VGG(nn.Module):
     batch_norm: bool = False
     weight_init: str = "glorot"
     adaptive_pool: tuple[int, int] | None = (7, 7)
+    classifier_pool: str = "dense"
     hidden: tuple[int, ...] = (4096, 4096)
     dropout_rate: float = 0.5
     num_classes: int = 1000
@@ -107,7 +111,12 @@ class VGG(nn.Module):
                 x = conv(features, (kernel, kernel), name=f"conv{block}_{index}")(x)
                 x = norm(name=f"bn{block}_{index}")(x) if self.batch_norm else x
                 x = act(x)
-        window = dense_window(self, "fc6", x, self.adaptive_pool)
+        check_classifier_pool(self.classifier_pool)
+        if self.classifier_pool == "adaptive" and self.adaptive_pool is None:
+            raise ValueError("classifier_pool='adaptive' needs adaptive_pool (the grid fc6 was built for)")
+        window = None
+        if self.classifier_pool == "dense":
+            window = dense_window(self, "fc6", x, self.adaptive_pool)
         if window is None:
             if self.adaptive_pool is not None:
                 x = adaptive_avg_pool(x, self.adaptive_pool)
