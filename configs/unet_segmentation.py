@@ -14,7 +14,7 @@ border); `paper` (the paper's network and optimizer); `smoke` (seconds on a CPU)
 
 Deviations from the paper, and why:
 - Width and padding: the default network is the same UNet module with config.model.features =
-  (16, 32, 64, 128) (four levels, a quarter of Fig. 1's 64 base filters, three poolings) and
+  (16, 32, 64, 128, 256) (Fig. 1's five levels and four poolings at a quarter of its width) and
   config.model.padding = "SAME", so the 64x64 canvas is one tile and a 30-minute run fits two CPU
   cores. `paper` restores Fig. 1: features (64, ..., 1024), unpadded ("VALID") 3x3 convolutions, a
   572x572 tile whose 388x388 output the label is cropped to, batch 1 and momentum 0.99.
@@ -43,7 +43,7 @@ def get_config(arg=None):
     config = base_config()
     config.task = "segmentation"
     config.model.name = "unet"
-    config.model.features = (16, 32, 64, 128)  # channels per level; Fig. 1: (64, 128, 256, 512, 1024)
+    config.model.features = (16, 32, 64, 128, 256)  # channels per level; Fig. 1: (64, 128, 256, 512, 1024)
     config.model.padding = "SAME"  # "VALID": the paper's unpadded convolutions, label cropped to the output
     config.model.dropout_rate = 0.1  # drop-out at the end of the contracting path (Sec. 3; no rate given)
 
