@@ -22,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
-from jaxcnn import checkpoint, durations, finetune, losses, optim, registry, segmentation, sharding
+from jaxcnn import checkpoint, durations, finetune, losses, optim, registry, sharding, tasks
 from jaxcnn.data import input as input_lib
 
 PRECISIONS = ("float32", "bfloat16")
@@ -34,8 +34,8 @@ def check_config(config) -> None:
     opened or compiled: one ValueError naming the bad value and what is allowed."""
     registry.model_info(config.model.name)  # names the known models
     # --- the task seam: config.task picks the data checks (and, below, the split) -----------------
-    segmentation.check_task(config)  # a known task, and a model of that task
-    if segmentation.task_of(config) == "segmentation":
+    tasks.check_task(config)  # a known task, and a model of that task
+    if tasks.task_of(config) == "segmentation":
         from jaxcnn.data import segmentation as seg_data
 
         seg_data.check_config(config)
@@ -117,7 +117,7 @@ def build(
 def open_split(config, split_name: str):
     """The config's split, by its task: a classification Split or a segmentation SegSplit (both carry
     split, num_examples, num_classes and channels, what the trainer reads)."""
-    if segmentation.task_of(config) == "segmentation":
+    if tasks.task_of(config) == "segmentation":
         from jaxcnn.data import segmentation as seg_data
 
         return seg_data.open_split(config, split_name)

@@ -28,6 +28,9 @@ import jax.numpy as jnp
 from jaxcnn import build, checkpoint, segmentation, sharding
 from jaxcnn.data import input as input_lib
 from jaxcnn.data import views
+from jaxcnn.tasks import (
+    EvaluationAbandoned,  # raised here; the trainer catches it as evaluate.EvaluationAbandoned
+)
 
 
 def topk_correct(logits: jax.Array, labels: jax.Array, k: int) -> jax.Array:
@@ -111,10 +114,6 @@ def write_results(workdir: str, step: int, metrics: dict[str, float]) -> str:
         if os.path.isfile(tmp):
             os.remove(tmp)
     return path
-
-
-class EvaluationAbandoned(Exception):
-    """The evaluation was stopped between two batches because `stop()` said so (a preemption notice)."""
 
 
 def run_eval(

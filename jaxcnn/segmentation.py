@@ -25,49 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-TASKS = ("classification", "segmentation")
-SEGMENTATION_FAMILIES = ("unet",)  # registry families whose models return per-pixel logits
-# What a segmentation run logs that lower-is-better rankings (best checkpoints, plateau) may use.
-LOWER_IS_BETTER = ("eval/pixel_error", "eval/loss")
-
-
-def task_of(config) -> str:
-    return config.get("task", "classification")
-
-
-def check_task(config) -> None:
-    """config.task is known and matches the model: one ValueError before anything is compiled."""
-    from jaxcnn import registry
-
-    task = task_of(config)
-    if task not in TASKS:
-        raise ValueError(f"config.task={task!r}; allowed: {', '.join(TASKS)}")
-    family = registry.model_info(config.model.name).family
-    dense = family in SEGMENTATION_FAMILIES
-    if dense != (task == "segmentation"):
-        kind = "segmentation" if dense else "classification"
-        raise ValueError(
-            f"config.task={task!r} but config.model.name={config.model.name!r} is a {kind} model; "
-            f"set config.task={kind!r} or a {task} model"
-        )
-    if task != "segmentation":
-        return
-    if tuple(config.eval.protocols) != ("center",):
-        raise ValueError(
-            f"config.eval.protocols={tuple(config.eval.protocols)!r}; segmentation evaluates whole images "
-            "by overlap-tile only: ('center',)"
-        )
-    ranked = {
-        "config.checkpoint.best_metric": config.checkpoint.best_metric
-        if config.checkpoint.keep_best
-        else None
-    }
-    if config.schedule.name == "plateau":
-        ranked["config.schedule.plateau_metric"] = config.schedule.plateau_metric
-    for key, metric in ranked.items():
-        if metric is not None and metric not in LOWER_IS_BETTER:
-            raise ValueError(f"{key}={metric!r}; a segmentation run logs: {', '.join(LOWER_IS_BETTER)}")
-
+# config.task and its checks live in jaxcnn/tasks.py (build imports them; this module is the task itself).
+from jaxcnn.tasks import (  # noqa: E402, F401
+    LOWER_IS_BETTER,
+    SEGMENTATION_FAMILIES,
+    TASKS,
+    EvaluationAbandoned,
+    check_task,
+    task_of,
+)
 
 # --- training -------------------------------------------------------------------------------------
 
@@ -300,8 +266,6 @@ def evaluate_split(
     def images():
         for image, mask in examples:
             if stop is not None and stop():
-                from jaxcnn.evaluate import EvaluationAbandoned
-
                 raise EvaluationAbandoned("segmentation evaluation abandoned")
             masks.append(np.asarray(mask))
             yield image
@@ -316,13 +280,14 @@ def evaluate_split(
 
 def evaluate_state(model, state, split, config, mesh, stop=None) -> dict[str, float]:
     """The whole eval split by overlap-tile on the state's weights (and on their EMA when kept)."""
-    from jaxcnn import build
     from jaxcnn.data import segmentation as seg_data
 
+    # jaxcnn.build imports this module (the task checks), so the variables dict is spelled out here.
+    stats = {"batch_stats": state.batch_stats} if state.batch_stats else {}
     metrics = {}
     weights = [("eval", state.params)] + ([("eval_ema", state.ema_params)] if config.ema_decay else [])
     for prefix, params in weights:
-        variables = build.variables_of(params, state.batch_stats)
+        variables = {"params": params, **stats}
         predictor = TilePredictor(
             model, variables, config.input.image_size, split.channels, config.eval_batch_size, mesh
         )

@@ -87,14 +87,19 @@ def canvas(source_images, source_labels, seed: int, split: str, index: int, size
 
 
 def load_mnist(split: str, data_dir: str | None = None) -> tuple[np.ndarray, np.ndarray]:
-    """MNIST's `split` from TFDS (prepared if needed): (N x 28 x 28 uint8, N int labels), TFDS order."""
-    import tensorflow_datasets as tfds
+    """MNIST's `split` from TFDS: (N x 28 x 28 uint8, N int labels), TFDS order.
 
-    from jaxcnn.data import prepare
+    Raises:
+      FileNotFoundError: MNIST is not prepared (`python -m jaxcnn.data.prepare mnist_canvas` prepares it
+        first; this module does not import jaxcnn.data.prepare, which imports it).
+    """
+    import tensorflow_datasets as tfds
 
     builder = tfds.builder("mnist", data_dir=data_dir)
     if not builder.is_prepared():
-        prepare.ensure_prepared("mnist", data_dir)
+        raise FileNotFoundError(
+            f"MNIST is not prepared in {builder.data_dir}; run: python -m jaxcnn.data.prepare mnist"
+        )
     data = tfds.as_numpy(builder.as_dataset(split=split, batch_size=-1, shuffle_files=False))
     return data["image"][..., 0], data["label"].astype(np.int64)
 

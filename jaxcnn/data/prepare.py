@@ -228,6 +228,7 @@ def main(argv=None) -> int:
     base = args.dataset.split("/")[0]
     try:
         if base == "mnist_canvas":
+            ensure_prepared("mnist", args.data_dir)  # the digits the canvases are made of
             path = mnist_canvas.prepare(
                 args.out,
                 args.data_dir,
