@@ -25,7 +25,7 @@ _SLOW_TO_TRACE = {
     "resnet152_v1",
     "inception_resnet_v2",
 }
-_NOT_DENSE = {"lenet5", "lenet5_modern", "mnist_convnet", "alexnet_fig1", "unet"}  # fixed-size classifiers, U-Net
+_NOT_DENSE = {"lenet5", "lenet5_modern", "mnist_convnet", "alexnet_fig1", "unet"}  # fixed-size nets, U-Net
 
 
 def _imagenet_like():
