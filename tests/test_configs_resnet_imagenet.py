@@ -15,6 +15,7 @@ from jaxcnn.train import train_and_evaluate
 PROTOCOLS = ("center", "ten_crop", "multi_scale", "crops144")
 
 
+@pytest.mark.slow  # about 100 s on 2 cores, like the other paper recipes' smoke runs (make test-slow)
 def test_resnet_recipe_trains_and_evaluates_with_every_protocol(fake_imagenet, tmp_path, root, cli_env):
     data_dir, facts = fake_imagenet
     config = config_lib.load_config(str(root / "configs" / "resnet_imagenet.py:smoke"))
