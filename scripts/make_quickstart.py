@@ -1,7 +1,7 @@
 """Writes colab/quickstart.ipynb (run after editing the cells below; the notebook is committed)."""
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from notebook_cells import SETUP, write
 
 CELLS = [
     new_markdown_cell(
@@ -11,21 +11,7 @@ CELLS = [
         "its predictions. A short run takes about a minute on a CPU runtime; the full recipe "
         "(`configs/lenet5_mnist.py`, 20 epochs) reaches about 1% test error."
     ),
-    new_code_cell(
-        "# On Colab: fetch jaxcnn and install it with its pinned dependencies (skipped when installed).\n"
-        "import importlib.util, os, subprocess, sys\n"
-        "REPO = os.environ.get('JAXCNN_REPO', 'https://github.com/jaxcnn/jaxcnn')\n"
-        "if importlib.util.find_spec('jaxcnn') is None:\n"
-        "    subprocess.run(['git', 'clone', '-q', REPO, 'jaxcnn'], check=True)\n"
-        "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'jaxcnn'], check=True)\n"
-        "    sys.path.insert(0, 'jaxcnn')\n"
-        "# Work from the repository root, where configs/ lives.\n"
-        "for root in ('.', '..', 'jaxcnn'):\n"
-        "    if os.path.isdir(os.path.join(root, 'configs')):\n"
-        "        os.chdir(root)\n"
-        "        break\n"
-        "print(os.getcwd())"
-    ),
+    new_code_cell(SETUP),
     new_code_cell(
         "import jax, jaxcnn\n"
         "from jaxcnn.config_lib import load_config\n"
@@ -86,12 +72,4 @@ CELLS = [
     ),
 ]
 
-nb = new_notebook(
-    cells=CELLS,
-    metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "accelerator": "GPU",
-        "colab": {"provenance": []},
-    },
-)
-nbformat.write(nb, "colab/quickstart.ipynb")
+write(CELLS, "quickstart.ipynb")

