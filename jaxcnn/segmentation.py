@@ -280,14 +280,13 @@ def evaluate_split(
 
 def evaluate_state(model, state, split, config, mesh, stop=None) -> dict[str, float]:
     """The whole eval split by overlap-tile on the state's weights (and on their EMA when kept)."""
+    from jaxcnn import build
     from jaxcnn.data import segmentation as seg_data
 
-    # jaxcnn.build imports this module (the task checks), so the variables dict is spelled out here.
-    stats = {"batch_stats": state.batch_stats} if state.batch_stats else {}
     metrics = {}
     weights = [("eval", state.params)] + ([("eval_ema", state.ema_params)] if config.ema_decay else [])
     for prefix, params in weights:
-        variables = {"params": params, **stats}
+        variables = build.variables_of(params, state.batch_stats)
         predictor = TilePredictor(
             model, variables, config.input.image_size, split.channels, config.eval_batch_size, mesh
         )
