@@ -26,14 +26,7 @@ import jax.numpy as jnp
 import numpy as np
 
 # config.task and its checks live in jaxcnn/tasks.py (build imports them; this module is the task itself).
-from jaxcnn.tasks import (  # noqa: E402, F401
-    LOWER_IS_BETTER,
-    SEGMENTATION_FAMILIES,
-    TASKS,
-    EvaluationAbandoned,
-    check_task,
-    task_of,
-)
+from jaxcnn.tasks import EvaluationAbandoned, task_of  # noqa: E402, F401  (task_of: callers' seam)
 
 # --- training -------------------------------------------------------------------------------------
 

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from helpers import ROOT
 
-from jaxcnn import build, config_lib, registry
+from jaxcnn import build, config_lib, registry, tasks
 from jaxcnn import segmentation as seg
 
 
@@ -166,7 +166,7 @@ def test_a_classification_recipe_with_a_unet_is_rejected():
     with pytest.raises(
         ValueError, match=re.escape("config.task='classification' but config.model.name='unet'")
     ):
-        seg.check_task(config)
+        tasks.check_task(config)
 
 
 @pytest.fixture(scope="module")
